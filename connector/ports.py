@@ -1,0 +1,228 @@
+"""The small protocols the jobs talk to. Adapters live behind them.
+
+A new local-system kind implements `Source`; a new portal profile implements `Portal`;
+a new state-store backend implements `Store`. The jobs never see anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from connector.core.records import (
+    BatchReply,
+    Cursor,
+    Kind,
+    Mapped,
+    Payload,
+    PortalView,
+    SourceRecord,
+    State,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """One incremental read: the records and the cursor just after the last of them."""
+
+    records: list[SourceRecord]
+    cursor: Cursor | None  # None when `records` is empty
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """Which dossiers an operator asked for (resync, retry); None means 'any'."""
+
+    dossier: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    agency: str | None = None
+    procedure: str | None = None
+
+
+class Source(Protocol):
+    """A local one-stop system, read incrementally stream by stream."""
+
+    def streams(self) -> Sequence[str]:
+        """The stream names in pull order (dossiers before steps)."""
+        ...
+
+    def pull(self, stream: str, after: Cursor | None, limit: int) -> Page:
+        """Records changed after `after`, oldest first, at most `limit`."""
+        ...
+
+    def select(self, stream: str, selection: Selection, batch: int) -> Iterator[list[SourceRecord]]:
+        """Every record of `stream` matching `selection`, in batches (for resync)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Portal(Protocol):
+    """The national portal, whatever the transport profile."""
+
+    async def push_headers(self, items: Sequence[Payload], *, updating: bool) -> BatchReply:
+        """DongBoHoSoMC. Raises PortalTransient / PortalRefused for call-level failures."""
+        ...
+
+    async def push_steps(self, items: Sequence[Payload]) -> BatchReply:
+        """CapNhatTienDoHoSoMC. Raises PortalTransient / PortalRefused."""
+        ...
+
+    async def lookup(self, ma_ho_so: str) -> PortalView | None:
+        """TraCuuHoSo: what the portal holds for one dossier, None if nothing."""
+        ...
+
+    def session_state(self) -> str:
+        """'none', 'active', or 'refused: <reason>' for the status page."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxItem:
+    """One row of the outbox as the jobs and the CLI see it."""
+
+    id: int
+    kind: Kind
+    key: str
+    dossier: str
+    source_ref: str
+    payload: Payload
+    content_hash: str
+    state: State
+    attempts: int
+    next_attempt_at: float
+    event_time: str
+    last_code: str
+    last_message: str
+    created_at: float
+    updated_at: float
+    updating: bool = False  # headers only: the portal is known to hold this dossier
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settlement:
+    """What became of one claimed item after a push attempt."""
+
+    item_id: int
+    state: State  # ACKED, REJECTED, PARKED or PENDING (to be retried)
+    code: str = ""
+    message: str = ""
+    next_attempt_at: float = 0.0  # for PENDING
+    count_attempt: bool = True  # False when the item was not at fault (login refused)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngestResult:
+    queued: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEvent:
+    """One send or reply, recorded without personal data (payload hashes only)."""
+
+    at: float
+    action: str  # "send" | "reply" | "error" | "lookup" | "operator"
+    service: str  # e.g. "DongBoHoSoMC"
+    keys: Sequence[str]  # MaHoSo / step keys concerned
+    payload_hash: str = ""  # hash over the items' content hashes
+    outcome: str = ""  # "ok", "rejected:<code>", "transient:<reason>", ...
+    detail: str = ""
+
+
+class Store(Protocol):
+    """The durable outbox, what the portal is known to hold, cursors and the audit trail."""
+
+    def ingest(
+        self,
+        stream: str,
+        items: Sequence[Mapped],
+        cursor: Cursor | None,
+        *,
+        now: float,
+        force: bool = False,
+    ) -> IngestResult:
+        """Queue mapped items (valid → pending, invalid → dead letter) and move the cursor,
+        all in one transaction. Unchanged headers and already-queued steps are skipped
+        unless `force`."""
+        ...
+
+    def cursor(self, stream: str) -> Cursor | None: ...
+
+    def cursors(self) -> Mapping[str, tuple[Cursor, float]]:
+        """Every stream's cursor with the time it last moved."""
+        ...
+
+    def claim(self, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+        """Due pending items, marked in flight. Headers: the newest version per dossier.
+        Steps: only for dossiers whose header the portal acknowledged, in time order."""
+        ...
+
+    def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
+        """Record outcomes; an acknowledged header makes its dossier known to the portal."""
+        ...
+
+    def set_known(self, dossier: str, held: bool, *, now: float) -> None:
+        """Repair what the portal holds for `dossier` after a TraCuuHoSo lookup."""
+        ...
+
+    def recover(self) -> int:
+        """After a crash: every in-flight item back to pending. Returns how many."""
+        ...
+
+    def audit(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def counts(self) -> Mapping[tuple[Kind, State], int]: ...
+
+    def items(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: Kind | None = None,
+        dossier: str | None = None,
+        limit: int = 50,
+    ) -> list[OutboxItem]: ...
+
+    def get(self, item_id: int) -> OutboxItem | None: ...
+
+    def requeue(self, item_ids: Sequence[int], *, now: float) -> int:
+        """Dead letters back to pending with a fresh attempt budget."""
+        ...
+
+    def supersede(self, item_ids: Sequence[int], *, now: float) -> int: ...
+
+    def known_sample(self, n: int) -> list[str]:
+        """Up to n dossiers the portal acknowledged, for reconciliation."""
+        ...
+
+    def acked_since(self, since: float) -> Mapping[Kind, int]:
+        """How many items were acknowledged since `since` (throughput)."""
+        ...
+
+    def next_due(self) -> float | None:
+        """The earliest next_attempt_at among pending items (the push job's wake-up)."""
+        ...
+
+    def put_meta(self, key: str, value: str) -> None: ...
+
+    def meta(self) -> Mapping[str, str]: ...
+
+    def purge(self, *, before: float) -> int:
+        """Drop acknowledged and superseded rows older than `before`; returns how many."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Injected so tests can move time; `now` is wall time, `monotonic` for intervals."""
+
+    def now(self) -> float: ...
+
+    def monotonic(self) -> float: ...
