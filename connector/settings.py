@@ -63,7 +63,6 @@ class SourceSettings(_Section):
     password: SecretRef = SecretRef()
     mapping: Path
     page_size: PositiveInt = 500
-    timezone: str = "Asia/Ho_Chi_Minh"
 
 
 class TlsSettings(_Section):

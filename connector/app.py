@@ -1,0 +1,164 @@
+"""The composition root: settings → concrete adapters → jobs. Nothing else builds adapters.
+
+Adapters are created lazily, so an operator command that only reads the outbox does not
+open the local system or log in to the portal.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+from connector import __version__
+from connector.clock import SystemClock
+from connector.core.delivery import RetryPolicy
+from connector.core.mapping import CompiledMapping
+from connector.core.records import DEAD_STATES, Kind, State
+from connector.jobs.health import Health
+from connector.jobs.pull import PullJob
+from connector.jobs.push import PushJob
+from connector.jobs.reconcile import ReconcileJob
+from connector.mapfiles import load_mapping
+from connector.metrics import Metrics
+from connector.ports import Clock, Portal, Source, Store
+from connector.portals.rest import build_portal
+from connector.settings import Settings
+from connector.sources.sql import SqlSource
+from connector.store.sql import SqlStore
+
+
+class App:
+    """Holds the adapters for one configuration and builds the jobs over them."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.health = Health()
+        self.started_at = self.clock.now()
+
+    @cached_property
+    def store(self) -> Store:
+        secret = self.settings.state.password.read("state.password")
+        return SqlStore.open(self.settings.state.url,
+                             password=secret.get_secret_value() if secret else None)
+
+    @cached_property
+    def mapping(self) -> CompiledMapping:
+        return load_mapping(self.settings.source.mapping)
+
+    @cached_property
+    def source(self) -> Source:
+        secret = self.settings.source.password.read("source.password")
+        return SqlSource(self.settings.source.url, self.mapping.streams,
+                         password=secret.get_secret_value() if secret else None)
+
+    @cached_property
+    def portal(self) -> Portal:
+        if self.settings.portal.profile != "rest":
+            from connector.errors import ConfigError
+
+            raise ConfigError("portal.profile: only 'rest' is available in this version")
+        return build_portal(self.settings.portal, self.settings.portal_password())
+
+    def pull_job(self, **hooks: Any) -> PullJob:
+        return PullJob(source=self.source, mapping=self.mapping, store=self.store,
+                       clock=self.clock, metrics=self.metrics, health=self.health,
+                       page_size=self.settings.source.page_size, **hooks)
+
+    def push_job(self) -> PushJob:
+        d = self.settings.delivery
+        policy = RetryPolicy(max_attempts=d.max_attempts, initial=d.backoff_initial,
+                             cap=d.backoff_max, park_after=d.park_after_seconds)
+        return PushJob(portal=self.portal, store=self.store, clock=self.clock,
+                       metrics=self.metrics, health=self.health, policy=policy,
+                       header_batch=self.settings.portal.header_batch_size,
+                       step_batch=self.settings.portal.step_batch_size)
+
+    def reconcile_job(self) -> ReconcileJob:
+        return ReconcileJob(portal=self.portal, store=self.store, clock=self.clock,
+                            health=self.health, sample=self.settings.schedule.reconcile_sample)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The status document served at /status and printed by `connector status`."""
+        now = self.clock.now()
+        counts = self.store.counts()
+        outbox = {k.value: {s.value: counts.get((k, s), 0) for s in State} for k in Kind}
+        acked = self.store.acked_since(now - 300)
+        return {
+            "version": __version__,
+            "daemon": {"started_at": _iso(self.started_at), "uptime_s": round(now - self.started_at, 1)},
+            "outbox": outbox,
+            "dead_letters": sum(n for (_, s), n in counts.items() if s in DEAD_STATES),
+            "blocked_steps": self.store.blocked_steps(),
+            "oldest_pending_age_s": self.store.oldest_pending_age(now),
+            "cursors": self._cursors(now),
+            "pull": _job(self.health.pull.as_dict()),
+            "push": _job(self.health.push.as_dict()),
+            "reconcile": {**_job(self.health.reconcile.as_dict()),
+                          "report": self.health.reconcile_report},
+            "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
+            "throughput": {
+                "window_s": 300,
+                "headers_per_min": round(acked.get(Kind.HEADER, 0) / 5, 1),
+                "steps_per_min": round(acked.get(Kind.STEP, 0) / 5, 1),
+            },
+            "dead_letter_codes": [list(row) for row in self.store.stats_by_code()],
+        }
+
+    def _cursors(self, now: float) -> dict[str, Any]:
+        out = {}
+        for stream, (position, moved_at) in self.store.cursors().items():
+            caught_up = self.health.caught_up.get(stream)
+            behind = _parse_time(position[0]) if position else None
+            lag = 0.0 if caught_up or behind is None else max(0.0, now - behind)
+            out[stream] = {"position": list(position), "moved_at": _iso(moved_at),
+                           "caught_up": caught_up, "lag_s": round(lag, 1)}
+        return out
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready when the store answers and the portal has not refused the connector."""
+        try:
+            self.store.counts()
+        except Exception as exc:
+            return False, f"state store: {exc}"
+        if self.health.push.state == "refused":
+            return False, self.health.push.last_error or "portal refused"
+        if self.health.pull.state == "paused":
+            return False, self.health.pull.last_error or "pull paused"
+        return True, "ok"
+
+    def close(self) -> None:
+        if "source" in self.__dict__:
+            self.source.close()
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _job(d: dict[str, Any]) -> dict[str, Any]:
+    out = dict(d)
+    for key in ("last_run_at", "last_success_at"):
+        out[key] = _iso(out.get(key))
+    if out.get("last_error"):
+        out["last_error"] = {**out["last_error"], "at": _iso(out["last_error"]["at"])}
+    return out
+
+
+def _parse_time(value: Any) -> float | None:
+    """A cursor's first column as epoch seconds, when it is a timestamp."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()

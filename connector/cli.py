@@ -1,0 +1,344 @@
+"""Operator commands: the only place that prints.
+
+Exit codes: 0 success; 1 the command ran but found a problem (dead letters retried
+without success, audit chain broken, mapping findings); 2 configuration or usage error.
+Every failure ends with one line on stderr saying why.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connector import settings as settings_mod
+from connector.app import App
+from connector.cli_demo import demo_app, sandbox_command
+from connector.core.records import DEAD_STATES, Kind, State
+from connector.errors import ConfigError, ConnectorError, MappingError
+from connector.logs import configure_logging
+from connector.ports import Selection
+from connector.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Connector: local one-stop systems → National Public Service Portal.")
+outbox_app = typer.Typer(no_args_is_help=True, help="Inspect and retry outbox items.")
+mapping_app = typer.Typer(no_args_is_help=True, help="Check and preview mapping files.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
+cli.add_typer(outbox_app, name="outbox")
+cli.add_typer(mapping_app, name="mapping")
+cli.add_typer(audit_app, name="audit")
+cli.add_typer(demo_app, name="demo")
+cli.command("sandbox")(sandbox_command)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration (default: $CONNECTOR_CONFIG or ./config.toml)."),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Turn the connector's errors into a one-line reason and a meaningful exit code."""
+    try:
+        yield
+    except (ConfigError, MappingError) as exc:
+        fail(str(exc), 2)
+    except ConnectorError as exc:
+        fail(str(exc), 1)
+
+
+def load(config: Path | None) -> Settings:
+    with guarded():
+        return settings_mod.load(config)
+    raise AssertionError  # unreachable: guarded() exits on error
+
+
+@contextmanager
+def opened(config: Path | None) -> Iterator[App]:
+    settings = load(config)
+    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    app = App(settings)
+    try:
+        with guarded():
+            yield app
+    finally:
+        app.close()
+
+
+@cli.command()
+def run(config: ConfigOpt = None,
+        once: Annotated[bool, typer.Option(help="One pull and one push drain, then exit.")] = False,
+        ) -> None:
+    """Run the daemon: pull, push, reconcile and housekeeping on schedule."""
+    from connector.daemon import run_daemon, run_once
+
+    settings = load(config)
+    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    with guarded():
+        app = App(settings)
+        if once:
+            report = run_once(app)
+            out.print_json(data=report)
+        else:
+            run_daemon(app)
+
+
+@cli.command()
+def status(config: ConfigOpt = None,
+           json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+           ) -> None:
+    """Show the daemon's status (or the state store's, when the daemon is not running)."""
+    from connector.status_view import render_status
+
+    settings = load(config)
+    snapshot = _fetch_status(settings)
+    if snapshot is None:
+        with opened(config) as app:
+            snapshot = app.snapshot()
+            snapshot["daemon"] = {"running": False}
+    if json:
+        sys.stdout.write(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        render_status(snapshot, out)
+
+
+def _fetch_status(settings: Settings) -> dict[str, Any] | None:
+    cfg = settings.status
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    headers = {}
+    with guarded():
+        token = settings.status_token()
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+    try:
+        reply = httpx.get(f"http://{host}:{cfg.port}/status", headers=headers, timeout=3.0,
+                          trust_env=False)
+    except httpx.HTTPError:
+        return None
+    if reply.status_code != 200:
+        fail(f"status endpoint answered HTTP {reply.status_code}")
+    data: dict[str, Any] = reply.json()
+    data.setdefault("daemon", {})["running"] = True
+    return data
+
+
+def _date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: expected a date like 2026-11-01 or 2026-11-01T08:00, got {value!r}", 2)
+
+
+@cli.command()
+def resync(
+    config: ConfigOpt = None,
+    dossier: Annotated[str | None, typer.Option(help="One dossier (MaHoSo).")] = None,
+    since: Annotated[str | None, typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM]).")] = None,
+    until: Annotated[str | None, typer.Option(help="Received before (YYYY-MM-DD[THH:MM]).")] = None,
+    agency: Annotated[str | None, typer.Option(help="Local agency code.")] = None,
+    procedure: Annotated[str | None, typer.Option(help="Local procedure code.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Map and count; queue nothing.")] = False,
+) -> None:
+    """Re-read dossiers from the local system and queue them again (headers and steps)."""
+    from connector.jobs.resync import resync as do_resync
+
+    selection = Selection(dossier=dossier, since=_date(since, "--since"),
+                          until=_date(until, "--until"), agency=agency, procedure=procedure)
+    if selection == Selection():
+        fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
+    with opened(config) as app, _progress() as advance:
+        report = do_resync(source=app.source, mapping=app.mapping, store=app.store,
+                           clock=app.clock, selection=selection, dry_run=dry_run,
+                           progress=advance)
+    verb = "would queue" if dry_run else "queued"
+    for stream, n in report.read.items():
+        queued = n - report.invalid.get(stream, 0) if dry_run else report.queued.get(stream, 0)
+        out.print(f"{stream}: read {n}, {verb} {queued}, invalid {report.invalid.get(stream, 0)}")
+    for reason in report.reasons:
+        out.print(f"  [yellow]refused[/yellow] {reason}", highlight=False)
+    if not report.read:
+        out.print("nothing matched the selection")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int], None]]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def advance(stream: str, n: int) -> None:
+            if stream not in tasks:
+                tasks[stream] = bar.add_task(stream, total=None)
+            bar.advance(tasks[stream], n)
+
+        yield advance
+
+
+STATE_CHOICES = ", ".join([*(s.value for s in State), "dead"])
+
+
+@outbox_app.command("list")
+def outbox_list(
+    config: ConfigOpt = None,
+    state: Annotated[str, typer.Option(help=f"One of: {STATE_CHOICES}.")] = "dead",
+    kind: Annotated[str | None, typer.Option(help="header or step.")] = None,
+    dossier: Annotated[str | None, typer.Option(help="Only this MaHoSo.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List outbox items, dead letters first by default."""
+    states = _states(state)
+    kind_value = _kind(kind)
+    with opened(config) as app:
+        rows = app.store.items(states=states, kind=kind_value, dossier=dossier, limit=limit)
+    if json:
+        for r in rows:
+            line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "payload"}
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        return
+    table = Table("id", "kind", "key", "state", "attempts", "code", "reason", "source")
+    for r in rows:
+        table.add_row(str(r.id), r.kind.value, r.key, r.state.value, str(r.attempts),
+                      r.last_code, r.last_message[:120], r.source_ref)
+    out.print(table)
+    out.print(f"{len(rows)} item(s)")
+
+
+def _states(value: str) -> list[State]:
+    if value == "dead":
+        return sorted(DEAD_STATES)
+    try:
+        return [State(value)]
+    except ValueError:
+        fail(f"--state: expected one of {STATE_CHOICES}, got {value!r}", 2)
+
+
+def _kind(value: str | None) -> Kind | None:
+    if value is None:
+        return None
+    try:
+        return Kind(value)
+    except ValueError:
+        fail(f"--kind: expected header or step, got {value!r}", 2)
+
+
+@outbox_app.command("show")
+def outbox_show(item_id: int, config: ConfigOpt = None) -> None:
+    """Show one item: its state, the portal's code and message, and the payload."""
+    with opened(config) as app:
+        item = app.store.get(item_id)
+    if item is None:
+        fail(f"no outbox item {item_id}")
+    for name, value in ((f.name, getattr(item, f.name)) for f in fields(item)):
+        if name == "payload":
+            continue
+        out.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+    out.print("[bold]payload[/bold]:")
+    out.print_json(data=item.payload)
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    item_ids: Annotated[list[int] | None, typer.Argument(help="Item ids to retry.")] = None,
+    config: ConfigOpt = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead letter.")] = False,
+) -> None:
+    """Send dead letters again: parked ones as they are, refused ones re-read and re-mapped."""
+    from connector.jobs.resync import retry_dead
+
+    with opened(config) as app:
+        ids = list(item_ids or [])
+        if all_dead:
+            ids += [i.id for i in app.store.items(states=sorted(DEAD_STATES), limit=100000)]
+        if not ids:
+            fail("give item ids or --all-dead", 2)
+        results = retry_dead(item_ids=ids, source=app.source, mapping=app.mapping,
+                             store=app.store, clock=app.clock)
+    for r in results:
+        out.print(f"{r.item_id}: {r.action}")
+    if any(r.action in ("not found", "cannot re-read") for r in results):
+        raise typer.Exit(1)
+
+
+@mapping_app.command("check")
+def mapping_check(
+    path: Annotated[Path | None, typer.Argument(help="Mapping file (default: the config's).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a mapping file and its crosswalks; exit 1 on any finding."""
+    from connector.mapfiles import check_mapping
+
+    target = path or load(config).source.mapping
+    findings = check_mapping(target)
+    errors = [f for f in findings if not f.startswith("warning:")]
+    for finding in findings:
+        colour = "yellow" if finding.startswith("warning:") else "red"
+        out.print(f"[{colour}]{finding}[/{colour}]", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+    out.print(f"[green]{target}: ok[/green]", highlight=False)
+
+
+@mapping_app.command("preview")
+def mapping_preview(
+    dossier: Annotated[str, typer.Option(help="MaHoSo (dossier number) in the local system.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Print the exact payloads one dossier would produce, without sending anything."""
+    with opened(config) as app:
+        found = False
+        for stream in app.source.streams():
+            for batch in app.source.select(stream, Selection(dossier=dossier), 500):
+                for record in batch:
+                    found = True
+                    mapped = app.mapping.map(stream, record)
+                    _print_mapped(mapped)
+    if not found:
+        fail(f"no record for dossier {dossier!r} in the local system")
+
+
+def _print_mapped(mapped: Any) -> None:
+    service = "DongBoHoSoMC" if mapped.kind == Kind.HEADER else "CapNhatTienDoHoSoMC"
+    verdict = "[green]valid[/green]" if mapped.ok else f"[red]refused[/red]: {mapped.reason()}"
+    out.print(f"# {service} {mapped.key} ({mapped.source_ref}) {verdict}", highlight=False)
+    out.print_json(data=mapped.payload)
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Check the audit trail's hash chain; exit 1 if a record was edited, deleted or moved."""
+    from connector.store.audit import verify_audit
+
+    with opened(config) as app:
+        check = verify_audit(app.store)
+    if check.ok:
+        out.print(f"[green]audit trail intact[/green]: {check.checked} records")
+        return
+    fail(f"audit trail broken at record {check.first_bad_seq}: {check.reason}")
+
+
+def main() -> None:
+    cli()

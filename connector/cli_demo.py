@@ -1,0 +1,203 @@
+"""`connector demo …` and `connector sandbox`: the embedded demo and the local trial portal."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+
+from connector import settings as settings_mod
+from connector.errors import ConnectorError
+from connector.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+demo_app = typer.Typer(no_args_is_help=True, help="The demo local one-stop system.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration.")]
+DEMO_PASSWORD_ENV = "CONNECTOR_PORTAL_PASSWORD"
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return settings_mod.load(config)
+    except ConnectorError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _sqlite_path(url: str, key: str) -> Path:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        err.print(f"[red]error:[/red] {key}: the demo needs an sqlite:/// URL, got another kind")
+        raise typer.Exit(2)
+    return Path(url[len(prefix):])
+
+
+def _crosswalks(settings: Settings) -> Path:
+    return settings.source.mapping.parent / "demo"
+
+
+@demo_app.command("init")
+def demo_init(
+    config: ConfigOpt = None,
+    dossiers: Annotated[int, typer.Option(min=10, help="How many dossiers to generate.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo database.")] = False,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if it exists.")] = False,
+) -> None:
+    """Create the demo local one-stop database named by [source].url."""
+    from connector.demo.generate import init_demo
+
+    settings = _settings(config)
+    path = _sqlite_path(settings.source.url, "source.url")
+    if path.exists() and if_missing:
+        out.print(f"demo database already there: {path}")
+        return
+    if path.exists() and not force:
+        err.print(f"[red]error:[/red] {path} exists; use --force to replace it")
+        raise typer.Exit(1)
+    summary = init_demo(path, _crosswalks(settings), dossiers=dossiers, seed=seed, overwrite=True)
+    out.print(f"demo database {path}: {summary.dossiers} dossiers, {summary.steps} steps, "
+              f"{summary.invalid} deliberately invalid")
+
+
+@demo_app.command("live")
+def demo_live(
+    config: ConfigOpt = None,
+    interval: Annotated[float, typer.Option(min=0.05, help="Seconds between ticks.")] = 1.0,
+    ticks: Annotated[int | None, typer.Option(help="Stop after this many ticks.")] = None,
+) -> None:
+    """Keep the demo system alive: new dossiers and steps keep arriving."""
+    from connector.demo.live import run_activity
+
+    settings = _settings(config)
+    run_activity(_sqlite_path(settings.source.url, "source.url"), _crosswalks(settings),
+                 interval=interval, ticks=ticks)
+
+
+@demo_app.command("up")
+def demo_up(
+    config: ConfigOpt = None,
+    dossiers: Annotated[int, typer.Option(min=10, help="Demo size when it is created.")] = 3000,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Everything on one machine: demo system + sandbox portal + the connector daemon."""
+    from connector.app import App
+    from connector.daemon import run_daemon
+    from connector.demo.generate import init_demo
+    from connector.demo.live import run_activity
+    from connector.logs import configure_logging
+
+    os.environ.setdefault(DEMO_PASSWORD_ENV, secrets.token_urlsafe(18))
+    settings = _settings(config)
+    db = _sqlite_path(settings.source.url, "source.url")
+    if not db.exists():
+        summary = init_demo(db, _crosswalks(settings), dossiers=dossiers, overwrite=True)
+        out.print(f"created demo system: {summary.dossiers} dossiers, {summary.steps} steps, "
+                  f"{summary.invalid} deliberately invalid")
+    sandbox_db = _sqlite_path(settings.state.url, "state.url").parent / "sandbox.db"
+    sandbox = _start_sandbox(settings, sandbox_db)
+    stop = threading.Event()
+    live = threading.Thread(target=run_activity, args=(db, _crosswalks(settings)),
+                            kwargs={"interval": 1.0, "stop": stop}, daemon=True)
+    live.start()
+    status = f"http://{settings.status.host}:{settings.status.port}/status"
+    out.print(f"sandbox portal: {settings.portal.base_url}  (counts: "
+              f"{settings.portal.base_url}/_sandbox/stats)")
+    out.print(f"status:         {status}  (also: connector status -c {config or 'config.toml'})")
+    out.print("press Ctrl-C to stop")
+    if duration is not None:
+        threading.Timer(duration, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    try:
+        run_daemon(App(settings))
+    finally:
+        stop.set()
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+
+
+def _start_sandbox(settings: Settings, db: Path) -> subprocess.Popen[bytes]:
+    url = urlsplit(settings.portal.base_url)
+    cmd = [sys.executable, "-m", "connector", "sandbox", "--port", str(url.port or 80),
+           "--db", str(db), "--username", settings.portal.username,
+           "--dstcode", settings.portal.dstcode, "--password-env", DEMO_PASSWORD_ENV,
+           "--auth-path", settings.portal.auth_path,
+           "--integration-path", settings.portal.integration_path,
+           "--share-path", settings.portal.share_path]
+    crosswalks = _crosswalks(settings)
+    for option, name in (("--procedures-csv", "procedures.csv"), ("--agencies-csv", "agencies.csv")):
+        if (crosswalks / name).exists():
+            cmd += [option, str(crosswalks / name)]
+    proc = subprocess.Popen(cmd)
+    _wait_port(url.hostname or "127.0.0.1", url.port or 80, proc)
+    return proc
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err.print(f"[red]error:[/red] the sandbox portal exited (code {proc.returncode})")
+            raise typer.Exit(1)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    err.print(f"[red]error:[/red] the sandbox portal did not listen on {host}:{port}")
+    raise typer.Exit(1)
+
+
+def sandbox_command(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8780,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    db: Annotated[str, typer.Option(help="SQLite file holding what the sandbox received.")] = "sandbox.db",
+    username: Annotated[str, typer.Option(help="Login the sandbox accepts.")] = "demo",
+    password_env: Annotated[str, typer.Option(help="Environment variable with the password.")] = DEMO_PASSWORD_ENV,
+    dstcode: Annotated[str, typer.Option(help="dstcode header the sandbox requires.")] = "DEMO-DST",
+    auth_path: Annotated[str, typer.Option()] = "/auth",
+    integration_path: Annotated[str, typer.Option()] = "/integration",
+    share_path: Annotated[str, typer.Option()] = "/share",
+    session_ttl: Annotated[float, typer.Option(help="Session lifetime in seconds.")] = 1800.0,
+    session_expired_http: Annotated[bool, typer.Option(help="Answer HTTP 401 (not code -1) to an expired session.")] = False,
+    per_item: Annotated[bool, typer.Option(help="Per-item results in replies.")] = True,
+    fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of calls that get a fault.")] = 0.0,
+    faults: Annotated[str, typer.Option(help="Comma list of 503,500,stall,reset,429,slow.")] = "503",
+    stall_seconds: Annotated[float, typer.Option()] = 30.0,
+    retry_after: Annotated[float, typer.Option(help="Retry-After on 429, seconds.")] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    procedures_csv: Annotated[str | None, typer.Option(help="Procedure catalogue CSV.")] = None,
+    agencies_csv: Annotated[str | None, typer.Option(help="Agency catalogue CSV.")] = None,
+) -> None:
+    """Run the sandbox portal: a strict local implementation of the REST profile."""
+    from connector.sandbox.config import SandboxConfig
+    from connector.sandbox.server import serve
+
+    password = os.environ.get(password_env)
+    if not password:
+        err.print(f"[red]error:[/red] set the sandbox password in ${password_env}")
+        raise typer.Exit(2)
+    config = SandboxConfig(
+        host=host, port=port, db_path=db, username=username, password=password,
+        dstcode=dstcode, auth_path=auth_path, integration_path=integration_path,
+        share_path=share_path, session_ttl=session_ttl,
+        session_expired_http=session_expired_http, per_item=per_item, fault_rate=fault_rate,
+        faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
+        stall_seconds=stall_seconds, retry_after=retry_after, seed=seed,
+        procedures_csv=procedures_csv, agencies_csv=agencies_csv,
+    )
+    serve(config)

@@ -1,0 +1,101 @@
+"""Delivery decisions: what to do with each item after a push attempt. Pure.
+
+The push job asks these functions and carries out the answer; nothing here sends, sleeps
+or reads the clock. Short retries within one call are the portal adapter's (tenacity);
+this module owns the long ones that must survive a restart (the outbox's next attempt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from connector.core.records import BatchReply, Outcome, OutcomeStatus
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """The outbox's backoff: exponential from `initial` to `cap`, parked after `max_attempts`
+    attempts or once the item has waited `park_after` seconds."""
+
+    max_attempts: int = 12
+    initial: float = 5.0
+    cap: float = 900.0
+    park_after: float = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.initial <= 0 or self.cap < self.initial:
+            raise ValueError("RetryPolicy needs max_attempts >= 1 and 0 < initial <= cap")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry:
+    """Send again at `at` (epoch seconds)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Park:
+    """Stop retrying: an operator must look at it."""
+
+    reason: str
+
+
+def after_transient(
+    policy: RetryPolicy,
+    *,
+    attempts: int,
+    created_at: float,
+    now: float,
+    retry_after: float | None = None,
+    jitter: float = 0.5,
+) -> Retry | Park:
+    """Decide the next attempt after a failed one; `attempts` counts the one just made.
+
+    `jitter` in [0, 1) spreads retries of many items (0.5 means the middle of the window);
+    the portal's Retry-After is a floor, never shortened by jitter.
+    """
+    if attempts >= policy.max_attempts:
+        return Park(reason=f"gave up after {attempts} attempts")
+    if now - created_at >= policy.park_after:
+        return Park(reason=f"still failing after {int(now - created_at)} s")
+    delay = min(policy.cap, policy.initial * 2 ** max(attempts - 1, 0))
+    delay = delay * (0.5 + jitter / 2)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return Retry(at=now + delay)
+
+
+class Verdict(StrEnum):
+    """What the push job does with one item of a reply."""
+
+    ACK = "ack"  # the portal confirmed it
+    REJECT = "reject"  # permanent: dead letter with the portal's code
+    REPAIR = "repair"  # isUpdating was wrong: look the dossier up and resend
+    SPLIT = "split"  # a whole batch was refused without per-item results: find the bad ones
+
+
+def judge(reply: BatchReply, *, batch_size: int) -> list[tuple[Verdict, Outcome]]:
+    """One verdict per item sent, aligned with the items."""
+    if not reply.per_item and batch_size > 1 and reply.outcomes[0].status != OutcomeStatus.OK:
+        return [(Verdict.SPLIT, o) for o in reply.outcomes]
+    return [(_verdict(o), o) for o in reply.outcomes]
+
+
+def _verdict(outcome: Outcome) -> Verdict:
+    if outcome.status == OutcomeStatus.OK:
+        return Verdict.ACK
+    if outcome.status in (OutcomeStatus.EXISTS, OutcomeStatus.MISSING):
+        return Verdict.REPAIR
+    return Verdict.REJECT
+
+
+def halves(items: Sequence[T]) -> tuple[list[T], list[T]]:
+    """Split a refused batch in two to isolate the bad items (log2(n) extra calls)."""
+    middle = len(items) // 2
+    return list(items[:middle]), list(items[middle:])

@@ -1,0 +1,37 @@
+"""Content hashes: how the outbox tells a changed dossier from one already sent.
+
+A hash is taken over canonical JSON (keys sorted), so two payloads that differ only in key
+order hash the same, and an unchanged dossier re-pulled from the source is not sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+
+def canonical_json(payload: Mapping[str, Any]) -> bytes:
+    """The payload as JSON with sorted keys: what is hashed, and what the outbox stores."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
+def digest(data: bytes) -> str:
+    """32 hex digits naming `data` (blake2b, 16 bytes)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def content_hash(payload: Mapping[str, Any]) -> str:
+    """32 hex digits over the payload's canonical JSON; stable across runs and platforms."""
+    return digest(canonical_json(payload))
+
+
+def combined_hash(hashes: Iterable[str]) -> str:
+    """One hash naming a whole batch (for the audit trail), order-sensitive like a send."""
+    digest = hashlib.blake2b(digest_size=16)
+    for value in hashes:
+        digest.update(value.encode("ascii"))
+        digest.update(b"\n")
+    return digest.hexdigest()

@@ -1,0 +1,408 @@
+"""Compile a parsed mapping document into plain callables, once, at start.
+
+The mapping file says how one local schema becomes the portal's messages. Compiling it
+resolves every column name, transform, code table and crosswalk into closures, so mapping a
+record is only a walk over (field, getter) pairs: no per-record reading of the spec. Every
+mistake in the file is found here and raised as `MappingError` naming the file, the section
+and the field; mistakes in the *data* never raise, they become `Problem`s.
+
+Pure: takes already-parsed dicts (`connector.mapfiles` reads the TOML and CSV files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector.core import validation
+from connector.core.masking import mask_field
+from connector.core.records import Kind, Mapped, Payload, Problem, SourceRecord
+from connector.core.transforms import Transform, TransformProblem, UnknownTransform, resolve
+from connector.errors import MappingError
+
+Getter = Callable[[SourceRecord], Any]
+
+_SECTIONS = frozenset({"mapping", "crosswalks", "codes", "catalogue", "streams", "dossier", "step"})
+_FIELD_KEYS = frozenset({"from", "via", "required", "const"})
+_DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Field:
+    """One portal field: how to get its value from a source record."""
+
+    name: str
+    column: str  # the source column, or "" for a constant
+    get: Getter
+    required: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _List:
+    """One header list, filled from a child stream attached to the record."""
+
+    name: str
+    source: str
+    fields: tuple[_Field, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Shape:
+    """How one stream's records become one kind of portal message."""
+
+    kind: Kind
+    stream: str
+    key_column: str
+    fields: tuple[_Field, ...]
+    lists: tuple[_List, ...] = ()
+
+    def build(self, record: SourceRecord) -> tuple[Payload, list[Problem]]:
+        payload: Payload = {}
+        problems: list[Problem] = []
+        _fill(self.fields, record, payload, problems, "")
+        for spec in self.lists:
+            items = _fill_list(spec, record.get(spec.source), problems)
+            if items:
+                payload[spec.name] = items
+        return payload, problems
+
+
+def _fill(
+    fields: tuple[_Field, ...],
+    record: SourceRecord,
+    payload: Payload,
+    problems: list[Problem],
+    prefix: str,
+) -> None:
+    """Put each field's value in `payload`; empty values are left out, never sent as ""."""
+    for field in fields:
+        try:
+            value = field.get(record)
+        except TransformProblem as exc:
+            shown = mask_field(field.name, str(exc.value))
+            reason = f"{exc.reason} (column {field.column})"
+            problems.append(Problem(field=prefix + field.name, reason=reason, value=shown))
+            continue
+        if value is None or value == "":
+            if field.required:
+                reason = f"required by the mapping but empty (column {field.column})"
+                problems.append(Problem(field=prefix + field.name, reason=reason))
+            continue
+        payload[field.name] = value
+
+
+def _fill_list(spec: _List, children: Any, problems: list[Problem]) -> list[Payload]:
+    if not children:
+        return []
+    items: list[Payload] = []
+    for index, child in enumerate(children):
+        item: Payload = {}
+        _fill(spec.fields, child, item, problems, f"{spec.name}[{index}].")
+        if item:
+            items.append(item)
+    return items
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledMapping:
+    """A mapping ready to use: `map` turns one source record into a final verdict."""
+
+    name: str
+    streams: Mapping[str, Mapping[str, Any]]
+    dossier_stream: str
+    step_stream: str
+    catalogue: validation.Catalogue
+    header: _Shape
+    step: _Shape
+
+    def map(self, stream: str, record: SourceRecord) -> Mapped:
+        """Payload plus every mapping and validation problem; raises only for a wrong stream."""
+        if stream == self.dossier_stream:
+            shape = self.header
+        elif stream == self.step_stream:
+            shape = self.step
+        else:
+            raise ValueError(f"stream {stream!r} is mapped by neither [dossier] nor [step]")
+        payload, problems = shape.build(record)
+        if shape.kind is Kind.HEADER:
+            checked = validation.check_header(payload, self.catalogue)
+        else:
+            checked = validation.check_step(payload)
+        return _verdict(
+            shape, f"{stream}:{record.get(shape.key_column)}", payload, problems, checked
+        )
+
+
+def _verdict(
+    shape: _Shape,
+    source_ref: str,
+    payload: Payload,
+    problems: list[Problem],
+    checked: tuple[Problem, ...],
+) -> Mapped:
+    """The Mapped record; a field the mapping already faulted is not faulted twice."""
+    if checked:
+        seen = {p.field for p in problems}
+        problems.extend(p for p in checked if p.field not in seen)
+    dossier = payload.get("MaHoSo") or ""
+    if shape.kind is Kind.HEADER:
+        key, event_time = dossier or source_ref, payload.get("NgayTiepNhan") or ""
+    else:
+        event_time = payload.get("ThoiDiemXuLy") or ""
+        status = payload.get("TrangThai") or ""
+        key = (
+            f"{dossier}|{event_time}|{status}" if dossier and event_time and status else source_ref
+        )
+    return Mapped(
+        kind=shape.kind,
+        key=str(key),
+        dossier=str(dossier),
+        source_ref=source_ref,
+        payload=payload,
+        problems=tuple(problems),
+        event_time=str(event_time),
+    )
+
+
+# --- compiling -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    """What field compilation needs: where we are (for messages) and what names resolve to."""
+
+    origin: str
+    timezone: ZoneInfo
+    codes: Mapping[str, Mapping[str, str]]
+    crosswalks: Mapping[str, Mapping[str, str]]
+
+    def fail(self, section: str, field: str, message: str) -> MappingError:
+        return _fail(self.origin, section, field, message)
+
+
+def _fail(origin: str, section: str, field: str, message: str) -> MappingError:
+    """The one message shape: 'file: [section] field: what is wrong'."""
+    where = f"[{section}] {field}" if field else f"[{section}]"
+    return MappingError(f"{origin}: {where}: {message}")
+
+
+def _first(extra: set[Any]) -> str:
+    """The first unexpected key, for a message that names one place to fix."""
+    return sorted(map(str, extra))[0]
+
+
+def _table(ctx: _Context, doc: Mapping[str, Any], key: str, section: str) -> Mapping[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ctx.fail(section, key, "must be a table")
+    return value
+
+
+def _chain(column: str, chain: Sequence[Transform]) -> Getter:
+    """One closure per field, specialised so the common short chains cost one call."""
+    if not chain:
+        return lambda record: record.get(column)
+    if len(chain) == 1:
+        only = chain[0]
+        return lambda record: only(record.get(column))
+
+    def get(record: SourceRecord) -> Any:
+        value = record.get(column)
+        for transform in chain:
+            value = transform(value)
+        return value
+
+    return get
+
+
+def _const(literal: str) -> Getter:
+    return lambda record: literal
+
+
+def _compile_field(
+    ctx: _Context, section: str, name: str, spec: Any, known: frozenset[str]
+) -> _Field:
+    if name not in known:
+        raise ctx.fail(section, name, "not a field the portal knows")
+    if isinstance(spec, str):
+        return _Field(name=name, column=spec, get=_chain(spec, ()), required=False)
+    if not isinstance(spec, Mapping):
+        raise ctx.fail(section, name, "must be a column name or a table")
+    extra = set(spec) - _FIELD_KEYS
+    if extra:
+        raise ctx.fail(
+            section,
+            name,
+            f"unknown keys {sorted(map(str, extra))} (use from, via, const, required)",
+        )
+    required = spec.get("required", False)
+    if not isinstance(required, bool):
+        raise ctx.fail(section, name, "required must be true or false")
+    if "const" in spec:
+        if "from" in spec or "via" in spec or not isinstance(spec["const"], str):
+            raise ctx.fail(section, name, "const must be a string, without from or via")
+        return _Field(name=name, column="", get=_const(spec["const"]), required=required)
+    column = spec.get("from")
+    if not isinstance(column, str) or not column:
+        raise ctx.fail(section, name, 'needs from = "column" or const = "literal"')
+    chain = _compile_via(ctx, section, name, spec.get("via", []))
+    return _Field(name=name, column=column, get=_chain(column, chain), required=required)
+
+
+def _compile_via(ctx: _Context, section: str, name: str, via: Any) -> list[Transform]:
+    if not isinstance(via, list) or not all(isinstance(step, str) for step in via):
+        raise ctx.fail(section, name, "via must be a list of transform names")
+    try:
+        return [
+            resolve(step, timezone=ctx.timezone, codes=ctx.codes, crosswalks=ctx.crosswalks)
+            for step in via
+        ]
+    except UnknownTransform as exc:
+        raise ctx.fail(section, name, str(exc)) from None
+
+
+def _compile_fields(
+    ctx: _Context, section: str, specs: Any, known: frozenset[str]
+) -> tuple[_Field, ...]:
+    if not isinstance(specs, Mapping) or not specs:
+        raise ctx.fail(section, "", "must be a table with at least one field")
+    return tuple(_compile_field(ctx, section, name, spec, known) for name, spec in specs.items())
+
+
+def _compile_list(ctx: _Context, name: str, spec: Any, children: Mapping[str, Any] | None) -> _List:
+    section = f"dossier.lists.{name}"
+    if name not in validation.LIST_FIELDS:
+        raise ctx.fail("dossier.lists", name, "not a list the portal knows")
+    if not isinstance(spec, Mapping):
+        raise ctx.fail("dossier.lists", name, "must be a table")
+    source = spec.get("from")
+    if not isinstance(source, str) or not source:
+        raise ctx.fail(section, "from", "missing: name the child stream that fills this list")
+    if children is not None and source not in children:
+        raise ctx.fail(section, "from", f"no child stream {source!r} in [streams]")
+    fields = _compile_fields(
+        ctx, f"{section}.fields", spec.get("fields"), validation.LIST_FIELDS[name]
+    )
+    return _List(name=name, source=source, fields=fields)
+
+
+def _stream(
+    ctx: _Context, doc: Mapping[str, Any], section: str, streams: Mapping[str, Any]
+) -> tuple[str, str, Mapping[str, Any]]:
+    """The stream a section reads, its key column and its table in [streams]."""
+    body = _table(ctx, doc, section, section)
+    if not body:
+        raise ctx.fail(section, "", "missing")
+    name = body.get("stream")
+    if not isinstance(name, str) or not name:
+        raise ctx.fail(section, "stream", "missing: name the stream this section reads")
+    table = streams.get(name)
+    if not isinstance(table, Mapping):
+        raise ctx.fail(section, "stream", f"no [streams.{name}] in the mapping")
+    key = table.get("key")
+    if not isinstance(key, str) or not key:
+        raise ctx.fail(f"streams.{name}", "key", "missing: name the record's id column")
+    return name, key, body
+
+
+def _compile_header(ctx: _Context, doc: Mapping[str, Any], streams: Mapping[str, Any]) -> _Shape:
+    stream, key, body = _stream(ctx, doc, "dossier", streams)
+    extra = set(body) - {"stream", "fields", "lists"}
+    if extra:
+        raise ctx.fail("dossier", _first(extra), "unknown key (use stream, fields, lists)")
+    fields = _compile_fields(ctx, "dossier.fields", body.get("fields"), validation.HEADER_FIELDS)
+    children = streams[stream].get("children")
+    known_children = children if isinstance(children, Mapping) else None
+    lists = tuple(
+        _compile_list(ctx, name, spec, known_children)
+        for name, spec in _table(ctx, body, "lists", "dossier").items()
+    )
+    return _Shape(kind=Kind.HEADER, stream=stream, key_column=key, fields=fields, lists=lists)
+
+
+def _compile_step(ctx: _Context, doc: Mapping[str, Any], streams: Mapping[str, Any]) -> _Shape:
+    stream, key, body = _stream(ctx, doc, "step", streams)
+    extra = set(body) - {"stream", "fields"}
+    if extra:
+        raise ctx.fail("step", _first(extra), "unknown key (use stream, fields)")
+    fields = _compile_fields(ctx, "step.fields", body.get("fields"), validation.STEP_FIELDS)
+    return _Shape(kind=Kind.STEP, stream=stream, key_column=key, fields=fields)
+
+
+def _codes(origin: str, doc: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    tables: dict[str, dict[str, str]] = {}
+    for name, table in _table_plain(origin, doc, "codes").items():
+        if not isinstance(table, Mapping):
+            raise _fail(origin, "codes", name, 'must be a table of local value = "portal code"')
+        for local, code in table.items():
+            if not isinstance(code, str):
+                raise _fail(origin, f"codes.{name}", local, "portal codes must be strings")
+        tables[name] = dict(table)
+    return tables
+
+
+def _table_plain(origin: str, doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, Mapping):
+        raise _fail(origin, key, "", "must be a table")
+    return value
+
+
+def _timezone(origin: str, mapping: Mapping[str, Any]) -> ZoneInfo:
+    name = mapping.get("timezone", _DEFAULT_TIMEZONE)
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(origin, "mapping", "timezone", f"unknown time zone {name!r}") from None
+
+
+def _catalogue(ctx: _Context, doc: Mapping[str, Any]) -> validation.Catalogue:
+    body = _table(ctx, doc, "catalogue", "catalogue")
+    extra = set(body) - {"procedures", "agencies"}
+    if extra:
+        raise ctx.fail("catalogue", _first(extra), "unknown key (use procedures, agencies)")
+    found: dict[str, frozenset[str]] = {}
+    for key, crosswalk in body.items():
+        if not isinstance(crosswalk, str) or crosswalk not in ctx.crosswalks:
+            raise ctx.fail("catalogue", key, f"unknown crosswalk {crosswalk!r}")
+        found[key] = frozenset(ctx.crosswalks[crosswalk].values())
+    return validation.Catalogue(**found)
+
+
+def compile_mapping(
+    doc: Mapping[str, Any],
+    crosswalks: Mapping[str, Mapping[str, str]],
+    *,
+    origin: str = "<mapping>",
+) -> CompiledMapping:
+    """A CompiledMapping, or MappingError naming `origin`, the section and the field."""
+    extra = set(doc) - _SECTIONS
+    if extra:
+        raise _fail(origin, _first(extra), "", "unknown section")
+    mapping = _table_plain(origin, doc, "mapping")
+    name = mapping.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(origin, "mapping", "name", "missing")
+    for declared in _table_plain(origin, doc, "crosswalks"):
+        if declared not in crosswalks:
+            raise _fail(origin, f"crosswalks.{declared}", "", "not loaded")
+    ctx = _Context(
+        origin=origin,
+        timezone=_timezone(origin, mapping),
+        codes=_codes(origin, doc),
+        crosswalks=crosswalks,
+    )
+    streams = _table(ctx, doc, "streams", "streams")
+    header = _compile_header(ctx, doc, streams)
+    step = _compile_step(ctx, doc, streams)
+    return CompiledMapping(
+        name=name,
+        streams=streams,
+        dossier_stream=header.stream,
+        step_stream=step.stream,
+        catalogue=_catalogue(ctx, doc),
+        header=header,
+        step=step,
+    )

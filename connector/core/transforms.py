@@ -1,0 +1,185 @@
+"""The named field transforms a mapping file may list under `via`.
+
+Each name is resolved once, when the mapping is compiled, into a plain one-argument
+function; per record the mapping only calls them. A transform that cannot handle its input
+raises `TransformProblem` (a value, not a crash): the mapping turns it into a `Problem` for
+the field, so one bad record never stops the others.
+
+Every transform passes None through as None, except `default:`, which exists to fill it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+#: One compiled transform: the value in, the value out.
+Transform = Callable[[Any], Any]
+
+#: The portal's time zone: every date it receives is Vietnam wall time.
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+UTC = ZoneInfo("UTC")
+
+
+class TransformProblem(ValueError):
+    """A value the transform cannot turn into something the portal accepts."""
+
+    def __init__(self, reason: str, value: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value = value
+
+
+class UnknownTransform(LookupError):
+    """A `via` entry names no transform, code table or crosswalk; the mapping names the field."""
+
+
+def to_str(value: Any) -> Any:
+    """`str`: numbers and flags as the portal writes them ("1", not "1.0" or "True")."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return str(int(value))
+    return str(value)
+
+
+def strip(value: Any) -> Any:
+    """`strip`: surrounding blanks are never meaningful in the portal's fields."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def nfc(value: Any) -> Any:
+    """`nfc`: some sources store Vietnamese decomposed; the portal wants composed (NFC)."""
+    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+
+
+def upper(value: Any) -> Any:
+    """`upper`: for sources that store codes in lower case."""
+    return value.upper() if isinstance(value, str) else value
+
+
+def lower(value: Any) -> Any:
+    """`lower`: for sources that store codes in upper case."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _format(moment: datetime) -> str:
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}"
+        f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
+    )
+
+
+def _parse(value: Any) -> datetime | None:
+    """A datetime from what sources hold (datetime, date, ISO text); None if blank."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if not isinstance(value, str):
+        raise TransformProblem(f"not a date or time ({type(value).__name__})", value)
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise TransformProblem("not a recognised date or time", value) from None
+
+
+def portal_datetime(naive_zone: tzinfo) -> Transform:
+    """`vn_datetime` / `utc_datetime`: 'yyyyMMddHHmmss' in Vietnam time.
+
+    A value without a zone is read in `naive_zone`; one with a zone (including 'Z') is
+    converted. When the naive zone already is Vietnam time no conversion is needed.
+    """
+    same_zone = naive_zone is VN_TZ
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        moment = _parse(value)
+        if moment is None:
+            return None
+        if moment.tzinfo is None:
+            if same_zone:
+                return _format(moment)
+            moment = moment.replace(tzinfo=naive_zone)
+        return _format(moment.astimezone(VN_TZ))
+
+    return convert
+
+
+def lookup(table: Mapping[str, str], describe: str) -> Transform:
+    """`code:` / `crosswalk:`: a local value to the portal's code; unknown is a problem.
+
+    Numbers are looked up by their `str` form, because table keys are always text.
+    """
+
+    def translate(value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        key = value if isinstance(value, str) else to_str(value)
+        found = table.get(key)
+        if found is None:
+            raise TransformProblem(f"{describe} {key!r}", value)
+        return found
+
+    return translate
+
+
+def default(literal: str) -> Transform:
+    """`default:LITERAL`: what to send when the source has nothing."""
+
+    def fill(value: Any) -> Any:
+        return literal if value is None or value == "" else value
+
+    return fill
+
+
+_SIMPLE: dict[str, Transform] = {
+    "str": to_str,
+    "strip": strip,
+    "nfc": nfc,
+    "upper": upper,
+    "lower": lower,
+}
+
+#: The names a mapping may use, for error messages and the format reference.
+NAMES = (*_SIMPLE, "vn_datetime", "utc_datetime", "code:TABLE", "crosswalk:NAME", "default:LITERAL")
+
+
+def resolve(
+    name: str,
+    *,
+    timezone: tzinfo,
+    codes: Mapping[str, Mapping[str, str]],
+    crosswalks: Mapping[str, Mapping[str, str]],
+) -> Transform:
+    """The function for one `via` entry; raises UnknownTransform naming what is missing."""
+    if name in _SIMPLE:
+        return _SIMPLE[name]
+    if name == "vn_datetime":
+        return portal_datetime(timezone)
+    if name == "utc_datetime":
+        return portal_datetime(UTC)
+    prefix, sep, arg = name.partition(":")
+    if sep and prefix == "default":
+        return default(arg)
+    if sep and prefix == "code":
+        if arg not in codes:
+            raise UnknownTransform(f"unknown code table {arg!r} in {name!r}")
+        return lookup(codes[arg], f"no code in table {arg} for value")
+    if sep and prefix == "crosswalk":
+        if arg not in crosswalks:
+            raise UnknownTransform(f"unknown crosswalk {arg!r} in {name!r}")
+        return lookup(crosswalks[arg], f"no crosswalk entry in {arg} for local code")
+    raise UnknownTransform(f"unknown transform {name!r} (known: {', '.join(NAMES)})")

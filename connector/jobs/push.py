@@ -1,0 +1,271 @@
+"""Push: send due outbox items to the portal and settle each one by the portal's reply.
+
+Headers go first so that, in the same round, the steps of newly acknowledged dossiers can
+follow; a step is never claimed before its dossier's header is acknowledged (the store
+enforces it). Every call is recorded in the audit trail before and after it is made.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+import structlog
+
+from connector.core import delivery
+from connector.core.delivery import RetryPolicy, Verdict
+from connector.core.hashing import combined_hash
+from connector.core.records import BatchReply, Kind, Outcome, Payload, State
+from connector.errors import PortalRefused, PortalTransient, StoreError
+from connector.jobs.health import Health
+from connector.metrics import Metrics
+from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, Store
+
+log = structlog.get_logger(__name__)
+
+SERVICE = {Kind.HEADER: "DongBoHoSoMC", Kind.STEP: "CapNhatTienDoHoSoMC"}
+Call = Callable[[Sequence[Payload]], Awaitable[BatchReply]]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class PushJob:
+    """One round claims a batch of headers, then a batch of steps, and settles them."""
+
+    def __init__(
+        self,
+        *,
+        portal: Portal,
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        health: Health,
+        policy: RetryPolicy,
+        header_batch: int,
+        step_batch: int,
+        refused_backoff: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._portal = portal
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._health = health
+        self._policy = policy
+        self._batch = {Kind.HEADER: header_batch, Kind.STEP: step_batch}
+        self._refused_backoff = refused_backoff
+        self._rng = rng or random.Random()
+        self._refused_until = 0.0
+        self._refusals = 0
+
+    async def drain(
+        self, *, max_seconds: float = 30.0, should_stop: Callable[[], bool] = lambda: False
+    ) -> int:
+        """Rounds until nothing is due, the time box ends or a stop is asked for."""
+        deadline = self._clock.monotonic() + max_seconds
+        total = 0
+        while self._clock.monotonic() < deadline and not should_stop():
+            done = await self.round()
+            total += done
+            if done == 0:
+                break
+        return total
+
+    async def round(self) -> int:
+        """One header batch and one step batch. Returns how many items were settled."""
+        if self._clock.now() < self._refused_until:
+            return 0
+        try:
+            settled = await self._kind(Kind.HEADER)
+            settled += await self._kind(Kind.STEP)
+        except PortalRefused as exc:
+            await self._db(self._store.recover)
+            self._refused(str(exc))
+            return 0
+        except StoreError as exc:
+            self._health.push.failed(self._clock.now(), f"state store: {exc}")
+            log.error("push paused", reason=str(exc))
+            return 0
+        except Exception as exc:  # a bug must not strand claimed items in flight
+            log.exception("push round failed")
+            await self._db(self._store.recover)
+            self._health.push.failed(self._clock.now(), f"internal error: {exc!r}")
+            return 0
+        if settled:
+            self._refusals = 0
+            self._health.push.succeeded(self._clock.now())
+        return settled
+
+    async def _kind(self, kind: Kind) -> int:
+        items = await self._db(self._store.claim, kind, self._batch[kind], now=self._clock.now())
+        if not items:
+            return 0
+        if kind == Kind.STEP:
+            await self._deliver(kind, items, self._portal.push_steps)
+        else:
+            for updating in (False, True):
+                group = [i for i in items if i.updating is updating]
+                if group:
+                    await self._deliver(kind, group, self._headers_call(updating))
+        return len(items)
+
+    def _headers_call(self, updating: bool) -> Call:
+        async def call(payloads: Sequence[Payload]) -> BatchReply:
+            return await self._portal.push_headers(payloads, updating=updating)
+
+        return call
+
+    async def _deliver(
+        self, kind: Kind, items: list[OutboxItem], call: Call, *, repair: bool = True
+    ) -> None:
+        """Send one batch and settle every item in it (recursively for splits and repairs)."""
+        service = SERVICE[kind]
+        keys = [i.key for i in items]
+        digest = combined_hash(i.content_hash for i in items)
+        now = self._clock.now()
+        await self._audit(AuditEvent(at=now, action="send", service=service, keys=keys,
+                                     payload_hash=digest))
+        started = time.perf_counter()
+        try:
+            reply = await call([i.payload for i in items])
+        except PortalTransient as exc:
+            await self._transient(kind, items, exc, digest)
+            return
+        except PortalRefused as exc:
+            await self._audit(AuditEvent(at=self._clock.now(), action="reply", service=service,
+                                         keys=keys, payload_hash=digest,
+                                         outcome=f"refused: {exc}"))
+            self._metrics.calls.labels(service, "refused").inc()
+            raise
+        self._metrics.call_seconds.labels(service).observe(time.perf_counter() - started)
+        self._metrics.calls.labels(service, "ok").inc()
+        await self._settle_reply(kind, items, reply, call, digest, repair=repair)
+
+    async def _settle_reply(
+        self,
+        kind: Kind,
+        items: list[OutboxItem],
+        reply: BatchReply,
+        call: Call,
+        digest: str,
+        *,
+        repair: bool,
+    ) -> None:
+        verdicts = delivery.judge(reply, batch_size=len(items))
+        await self._audit(AuditEvent(
+            at=self._clock.now(), action="reply", service=SERVICE[kind],
+            keys=[i.key for i in items], payload_hash=digest, outcome=_summary(verdicts),
+        ))
+        if verdicts and verdicts[0][0] == Verdict.SPLIT:
+            for half in delivery.halves(items):
+                await self._deliver(kind, half, call, repair=repair)
+            return
+        settlements: list[Settlement] = []
+        to_repair: list[OutboxItem] = []
+        now = self._clock.now()
+        for item, (verdict, outcome) in zip(items, verdicts, strict=True):
+            if verdict == Verdict.ACK:
+                settlements.append(self._final(item, State.ACKED, outcome))
+            elif verdict == Verdict.REPAIR and repair and kind == Kind.HEADER:
+                to_repair.append(item)
+            elif verdict == Verdict.REPAIR:
+                settlements.append(self._retry(item, now, None, f"{outcome.code} {outcome.message}"))
+            else:
+                settlements.append(self._final(item, State.REJECTED, outcome))
+        await self._db(self._store.settle, settlements, now=now)
+        self._count(kind, settlements)
+        if to_repair:
+            await self._repair(to_repair)
+
+    async def _repair(self, items: list[OutboxItem]) -> None:
+        """isUpdating was wrong: ask the portal what it holds, fix our knowledge, resend."""
+        held: list[OutboxItem] = []
+        fresh: list[OutboxItem] = []
+        for item in items:
+            try:
+                view = await self._portal.lookup(item.dossier)
+            except PortalTransient as exc:
+                now = self._clock.now()
+                retry = self._retry(item, now, exc.retry_after, f"lookup failed: {exc.reason}")
+                await self._db(self._store.settle, [retry], now=now)
+                continue
+            await self._db(self._store.set_known, item.dossier, view is not None,
+                           now=self._clock.now())
+            (held if view is not None else fresh).append(item)
+            log.info("isUpdating repaired", dossier=item.dossier, held=view is not None)
+        for updating, group in ((True, held), (False, fresh)):
+            if group:
+                await self._deliver(Kind.HEADER, group, self._headers_call(updating), repair=False)
+
+    async def _transient(
+        self, kind: Kind, items: list[OutboxItem], exc: PortalTransient, digest: str
+    ) -> None:
+        now = self._clock.now()
+        settlements = [self._retry(i, now, exc.retry_after, exc.reason) for i in items]
+        await self._db(self._store.settle, settlements, now=now)
+        await self._audit(AuditEvent(at=now, action="reply", service=SERVICE[kind],
+                                     keys=[i.key for i in items], payload_hash=digest,
+                                     outcome=f"transient: {exc.reason}"))
+        self._metrics.calls.labels(SERVICE[kind], "transient").inc()
+        self._count(kind, settlements)
+        self._health.push.failed(now, f"portal unavailable: {exc.reason}", state="retrying")
+        log.warning("portal call failed, will retry", service=SERVICE[kind], items=len(items),
+                    reason=exc.reason, retry_after=exc.retry_after)
+
+    def _retry(
+        self, item: OutboxItem, now: float, retry_after: float | None, reason: str
+    ) -> Settlement:
+        decision = delivery.after_transient(
+            self._policy, attempts=item.attempts + 1, created_at=item.created_at, now=now,
+            retry_after=retry_after, jitter=self._rng.random(),
+        )
+        if isinstance(decision, delivery.Park):
+            return Settlement(item_id=item.id, state=State.PARKED, code="parked",
+                              message=f"{decision.reason}; last error: {reason}")
+        return Settlement(item_id=item.id, state=State.PENDING, code="transient",
+                          message=reason, next_attempt_at=decision.at)
+
+    @staticmethod
+    def _final(item: OutboxItem, state: State, outcome: Outcome) -> Settlement:
+        return Settlement(item_id=item.id, state=state, code=outcome.code,
+                          message=outcome.message)
+
+    def _refused(self, reason: str) -> None:
+        now = self._clock.now()
+        self._refusals += 1
+        wait = min(900.0, self._refused_backoff * 2 ** (self._refusals - 1))
+        self._refused_until = now + wait
+        self._health.push.failed(now, f"portal refused the connector: {reason}", state="refused")
+        log.error("portal refused the connector; items stay queued", reason=reason,
+                  retry_in_s=wait)
+
+    def _count(self, kind: Kind, settlements: list[Settlement]) -> None:
+        for s in settlements:
+            outcome = {State.ACKED: "ok", State.REJECTED: "rejected", State.PARKED: "parked"}.get(
+                s.state, "transient"
+            )
+            self._metrics.sent.labels(kind.value, outcome).inc()
+            if s.state in (State.REJECTED, State.PARKED):
+                self._metrics.dead.labels(kind.value, s.state.value).inc()
+                log.warning("item dead-lettered", kind=kind.value, item=s.item_id,
+                            state=s.state.value, code=s.code, message=s.message)
+
+    async def _audit(self, event: AuditEvent) -> None:
+        await self._db(self._store.audit, [event])
+
+    @staticmethod
+    async def _db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Store calls run in a worker thread so the event loop keeps serving."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def _summary(verdicts: list[tuple[Verdict, Outcome]]) -> str:
+    counts: dict[str, int] = {}
+    for verdict, outcome in verdicts:
+        label = verdict.value if verdict == Verdict.ACK else f"{verdict.value}:{outcome.code}"
+        counts[label] = counts.get(label, 0) + 1
+    return ",".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -1,0 +1,93 @@
+"""Operator actions on the local system's data: resync a selection, retry dead letters.
+
+Both re-read the records from the local system and map them with the current mapping, so
+a fix in the data or in the mapping is what gets sent, never the stale payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from connector.core.mapping import CompiledMapping
+from connector.core.records import State
+from connector.jobs.pull import map_records
+from connector.ports import Clock, Selection, Source, Store
+
+
+@dataclass(slots=True, kw_only=True)
+class ResyncReport:
+    """What a resync read and queued, per stream, with the reasons of refused records."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    queued: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+def resync(
+    *,
+    source: Source,
+    mapping: CompiledMapping,
+    store: Store,
+    clock: Clock,
+    selection: Selection,
+    dry_run: bool = False,
+    force: bool = True,
+    batch: int = 500,
+    progress: Callable[[str, int], None] = lambda stream, n: None,
+) -> ResyncReport:
+    """Re-read the selected dossiers and their steps and queue them again.
+
+    With `force` the headers go again even when unchanged (the portal replaces the header,
+    and takes a repeated step as the same step), which is what an operator repairing the
+    portal's copy wants. `dry_run` maps and counts without queuing anything.
+    """
+    report = ResyncReport()
+    for stream in source.streams():
+        for records in source.select(stream, selection, batch):
+            mapped = map_records(mapping, stream, records)
+            bad = [m for m in mapped if not m.ok]
+            report.read[stream] = report.read.get(stream, 0) + len(mapped)
+            report.invalid[stream] = report.invalid.get(stream, 0) + len(bad)
+            report.reasons += [f"{m.source_ref} {m.key}: {m.reason()}" for m in bad][:20]
+            if not dry_run:
+                result = store.ingest(stream, mapped, None, now=clock.now(), force=force)
+                report.queued[stream] = report.queued.get(stream, 0) + result.queued
+            progress(stream, len(mapped))
+    return report
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryResult:
+    item_id: int
+    action: str  # "requeued", "re-read", "not found", "not dead", "cannot re-read"
+
+
+def retry_dead(
+    *,
+    item_ids: Sequence[int],
+    source: Source,
+    mapping: CompiledMapping,
+    store: Store,
+    clock: Clock,
+) -> list[RetryResult]:
+    """Send dead letters again: parked ones as they are, refused ones re-read from source."""
+    results = []
+    for item_id in item_ids:
+        item = store.get(item_id)
+        if item is None:
+            results.append(RetryResult(item_id=item_id, action="not found"))
+        elif item.state == State.PARKED:
+            store.requeue([item_id], now=clock.now())
+            results.append(RetryResult(item_id=item_id, action="requeued"))
+        elif item.state not in (State.REJECTED, State.INVALID):
+            results.append(RetryResult(item_id=item_id, action="not dead"))
+        elif not item.dossier:
+            results.append(RetryResult(item_id=item_id, action="cannot re-read"))
+        else:
+            store.supersede([item_id], now=clock.now())
+            resync(source=source, mapping=mapping, store=store, clock=clock,
+                   selection=Selection(dossier=item.dossier), force=False)
+            results.append(RetryResult(item_id=item_id, action="re-read"))
+    return results

@@ -1,0 +1,137 @@
+"""Reading mapping files: the I/O edge in front of `connector.core.mapping`.
+
+A mapping is a TOML file plus the crosswalk CSVs it names (paths relative to the TOML
+file, so a mapping folder can be moved as a whole). Everything wrong with them is reported
+as `MappingError` naming the file, the section and the key, at start, before any record is
+read. `check_mapping` is the same reading for `connector mapping check`: it reports instead
+of raising, and adds warnings about crosswalk targets that do not look like portal codes.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from connector.core.mapping import CompiledMapping, compile_mapping
+from connector.core.validation import is_agency_code, is_procedure_code
+from connector.errors import MappingError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Crosswalk:
+    """One loaded crosswalk, with the CSV line of each target for warnings."""
+
+    name: str
+    file: Path
+    table: dict[str, str]
+    lines: dict[str, int]
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read the mapping file: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _spec(path: Path, name: str, spec: Any) -> tuple[Path, str, str]:
+    """The CSV file and its from/to columns, as declared in [crosswalks.NAME]."""
+    where = f"{path}: [crosswalks.{name}]"
+    if not isinstance(spec, Mapping):
+        raise MappingError(f"{where}: must be a table with file, from and to")
+    for key in ("file", "from", "to"):
+        if not isinstance(spec.get(key), str) or not spec[key]:
+            raise MappingError(f"{where} {key}: missing")
+    return path.parent / spec["file"], spec["from"], spec["to"]
+
+
+def _read_crosswalk(path: Path, name: str, spec: Any) -> _Crosswalk:
+    file, source, target = _spec(path, name, spec)
+    where = f"{path}: [crosswalks.{name}] file {file}"
+    try:
+        with file.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in (source, target) if c not in (reader.fieldnames or ())]
+            if missing:
+                raise MappingError(f"{where}: no column {missing[0]!r}")
+            return _rows(where, name, file, reader, source, target)
+    except OSError as exc:
+        raise MappingError(f"{where}: cannot read: {exc.strerror}") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise MappingError(f"{where}: not a readable UTF-8 CSV: {exc}") from None
+
+
+def _rows(
+    where: str, name: str, file: Path, reader: csv.DictReader[str], source: str, target: str
+) -> _Crosswalk:
+    """Local code → target; one local code mapped to two targets is an error."""
+    table: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for row in reader:
+        local, code = (row.get(source) or "").strip(), (row.get(target) or "").strip()
+        if not local:
+            continue
+        if local in table and table[local] != code:
+            raise MappingError(
+                f"{where}: line {reader.line_num}: local code {local!r} maps to "
+                f"{code!r} but line {lines[local]} maps it to {table[local]!r}"
+            )
+        table[local], lines[local] = code, reader.line_num
+    return _Crosswalk(name=name, file=file, table=table, lines=lines)
+
+
+def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]]:
+    doc = _read_toml(path)
+    declared = doc.get("crosswalks", {})
+    if not isinstance(declared, Mapping):
+        raise MappingError(f"{path}: [crosswalks]: must be a table")
+    crosswalks = [_read_crosswalk(path, name, spec) for name, spec in declared.items()]
+    tables = {crosswalk.name: crosswalk.table for crosswalk in crosswalks}
+    return compile_mapping(doc, tables, origin=str(path)), doc, crosswalks
+
+
+def load_mapping(path: Path) -> CompiledMapping:
+    """The compiled mapping, or MappingError naming the file, the section and the key."""
+    return _load(path)[0]
+
+
+def _target_checks(doc: Mapping[str, Any]) -> dict[str, tuple[str, Callable[[str], bool]]]:
+    """Which crosswalks feed a catalogue, so their targets must look like portal codes."""
+    catalogue = doc.get("catalogue", {})
+    checks: dict[str, tuple[str, Callable[[str], bool]]] = {}
+    if isinstance(catalogue, Mapping):
+        if isinstance(catalogue.get("procedures"), str):
+            checks[catalogue["procedures"]] = ("national procedure code", is_procedure_code)
+        if isinstance(catalogue.get("agencies"), str):
+            checks[catalogue["agencies"]] = ("QCVN 102 agency code", is_agency_code)
+    return checks
+
+
+def _warnings(doc: Mapping[str, Any], crosswalks: list[_Crosswalk]) -> list[str]:
+    checks = _target_checks(doc)
+    found: list[str] = []
+    for crosswalk in crosswalks:
+        kind, is_code = checks.get(crosswalk.name, ("code", bool))
+        for local, code in crosswalk.table.items():
+            if not is_code(code):
+                found.append(
+                    f"warning: {crosswalk.file}:{crosswalk.lines[local]}: crosswalk "
+                    f"{crosswalk.name} maps {local!r} to {code!r}, not a well-formed {kind}"
+                )
+    return found
+
+
+def check_mapping(path: Path) -> list[str]:
+    """Findings for `connector mapping check`: errors, then warnings; [] when all is well."""
+    try:
+        _, doc, crosswalks = _load(path)
+    except MappingError as exc:
+        return [str(exc)]
+    return _warnings(doc, crosswalks)

@@ -1,0 +1,1 @@
+"""Source adapters: one per kind of local one-stop system (`sql.SqlSource`, ...)."""

@@ -1,0 +1,99 @@
+"""The `[streams]` section of a mapping file, checked and compiled once at start.
+
+A stream says how to read one kind of record from a local database: the incremental `pull`
+query and its cursor columns, the `select` query for operator resyncs, and child queries
+whose rows are attached to each parent record. Nothing here knows a table or column name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import TextClause, bindparam, text
+
+from connector.errors import MappingError
+
+DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSpec:
+    """Rows attached under `name` to each parent record whose key equals their `parent`."""
+
+    name: str
+    parent: str
+    query: TextClause  # binds :ids, a list of parent keys
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSpec:
+    """One compiled stream."""
+
+    name: str
+    key: str
+    cursor: tuple[str, ...]
+    start: tuple[Any, ...]
+    time_format: str
+    pull: TextClause
+    select: TextClause | None
+    children: tuple[ChildSpec, ...]
+
+
+def compile_streams(streams: Mapping[str, Mapping[str, Any]]) -> dict[str, StreamSpec]:
+    """Check every stream and compile its queries; MappingError names the stream and key."""
+    if not streams:
+        raise MappingError("streams: no stream is defined")
+    return {name: _stream(name, raw) for name, raw in streams.items()}
+
+
+def _required(where: str, raw: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = raw.get(key)
+    if value is None:
+        raise MappingError(f"{where}: '{key}' is missing")
+    if not isinstance(value, kind) or not value:
+        raise MappingError(f"{where}: '{key}' must be a non-empty {kind.__name__}")
+    return value
+
+
+def _stream(name: str, raw: Mapping[str, Any]) -> StreamSpec:
+    where = f"streams.{name}"
+    if not isinstance(raw, Mapping):
+        raise MappingError(f"{where}: must be a table")
+    pull = _required(where, raw, "pull", str)
+    key = _required(where, raw, "key", str)
+    cursor = tuple(_required(where, raw, "cursor", list))
+    if not all(isinstance(c, str) for c in cursor):
+        raise MappingError(f"{where}: 'cursor' must list column names")
+    start = tuple(_required(where, raw, "start", list))
+    if len(start) != len(cursor):
+        raise MappingError(f"{where}: 'start' must have one value per 'cursor' column")
+    select = raw.get("select")
+    if select is not None and not isinstance(select, str):
+        raise MappingError(f"{where}: 'select' must be a string")
+    return StreamSpec(
+        name=name,
+        key=key,
+        cursor=cursor,
+        start=start,
+        time_format=str(raw.get("time_format", DEFAULT_TIME_FORMAT)),
+        pull=text(pull),
+        select=None if select is None else text(select),
+        children=_children(where, raw.get("children", {})),
+    )
+
+
+def _children(where: str, raw: Any) -> tuple[ChildSpec, ...]:
+    if not isinstance(raw, Mapping):
+        raise MappingError(f"{where}.children: must be a table of child streams")
+    children = []
+    for name, child in raw.items():
+        place = f"{where}.children.{name}"
+        if not isinstance(child, Mapping):
+            raise MappingError(f"{place}: must be a table")
+        parent = _required(place, child, "parent", str)
+        query = text(_required(place, child, "query", str))
+        query = query.bindparams(bindparam("ids", expanding=True))
+        children.append(ChildSpec(name=name, parent=parent, query=query))
+    return tuple(children)

@@ -1,0 +1,177 @@
+"""Claiming due items for a push and settling what became of them.
+
+Claim and settle each run inside one write transaction of the store, so an item is either
+in flight with its claim recorded, or still pending; a crash in between is undone by
+`recover`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, update
+
+from connector.core.records import Kind, State
+from connector.ports import OutboxItem, Settlement
+from connector.store.engine import upsert
+from connector.store.rows import chunks, to_item
+from connector.store.schema import known, outbox
+
+_SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
+
+
+def claim(conn: Connection, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+    """Due pending items of `kind`, marked in flight (see `Store.claim`)."""
+    items = (
+        _claim_headers(conn, limit, now) if kind is Kind.HEADER else _claim_steps(conn, limit, now)
+    )
+    for part in chunks([item.id for item in items]):
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(part))
+            .values(state=State.IN_FLIGHT.value, updated_at=now)
+        )
+    return items
+
+
+def _due_step(now: float) -> ColumnElement[bool]:
+    return and_(
+        outbox.c.state == State.PENDING.value,
+        outbox.c.kind == Kind.STEP.value,
+        outbox.c.next_attempt_at <= now,
+    )
+
+
+def _claim_headers(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
+    """The newest pending version of each dossier, if due; older pending versions retire.
+
+    Older versions can only be pending after an operator requeued one; sending them after
+    the newer one would roll the portal's copy back.
+    """
+    pending = and_(outbox.c.state == State.PENDING.value, outbox.c.kind == Kind.HEADER.value)
+    newest = select(func.max(outbox.c.id)).where(pending).group_by(outbox.c.key)
+    query = (
+        select(outbox)
+        .where(outbox.c.id.in_(newest), outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    rows = conn.execute(query).all()
+    for part in chunks(rows):
+        conn.execute(
+            update(outbox)
+            .where(pending, outbox.c.key.in_([r.key for r in part]))
+            .where(outbox.c.id.not_in([r.id for r in part]))
+            .values(state=State.SUPERSEDED.value, updated_at=now)
+        )
+    held = known_among(conn, {row.dossier for row in rows})
+    return [to_item(row, updating=row.dossier in held) for row in rows]
+
+
+def _claim_steps(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
+    query = (
+        select(outbox)
+        .join(known, known.c.dossier == outbox.c.dossier)
+        .where(_due_step(now))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    items = [to_item(row) for row in conn.execute(query)]
+    return sorted(items, key=lambda item: (item.dossier, item.event_time, item.id))
+
+
+def known_among(conn: Connection, dossiers: set[str]) -> set[str]:
+    """Which of `dossiers` the portal is known to hold."""
+    found: set[str] = set()
+    for part in chunks(sorted(dossiers)):
+        found.update(conn.scalars(select(known.c.dossier).where(known.c.dossier.in_(part))))
+    return found
+
+
+def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -> None:
+    """Record each outcome; acknowledged headers make their dossier known (see `Store.settle`)."""
+    retries = [s for s in settlements if s.state is State.PENDING]
+    final = [s for s in settlements if s.state in _SETTLED]
+    if len(retries) + len(final) != len(settlements):
+        odd = sorted({s.state.value for s in settlements} - {s.value for s in _SETTLED})
+        raise ValueError(f"cannot settle an item as {', '.join(odd)}")
+    _settle_final(conn, final, now)
+    _settle_retries(conn, retries, now)
+    _mark_known(conn, [s.item_id for s in final if s.state is State.ACKED], now)
+
+
+def _settle_final(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:
+    if not settlements:
+        return
+    statement = (
+        update(outbox)
+        .where(outbox.c.id == bindparam("item_id"))
+        .values(
+            state=bindparam("new_state"),
+            last_code=bindparam("code"),
+            last_message=bindparam("message"),
+            updated_at=now,
+        )
+    )
+    conn.execute(statement, [_params(s) for s in settlements])
+
+
+def _settle_retries(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:
+    if not settlements:
+        return
+    statement = (
+        update(outbox)
+        .where(outbox.c.id == bindparam("item_id"))
+        .values(
+            state=State.PENDING.value,
+            last_code=bindparam("code"),
+            last_message=bindparam("message"),
+            next_attempt_at=bindparam("next_at"),
+            attempts=outbox.c.attempts + bindparam("counted"),
+            updated_at=now,
+        )
+    )
+    conn.execute(statement, [_params(s) for s in settlements])
+
+
+def _params(settlement: Settlement) -> dict[str, Any]:
+    return {
+        "item_id": settlement.item_id,
+        "new_state": settlement.state.value,
+        "code": settlement.code,
+        "message": settlement.message,
+        "next_at": settlement.next_attempt_at,
+        "counted": 1 if settlement.count_attempt else 0,
+    }
+
+
+def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
+    """The newest acknowledged header version of each dossier becomes what the portal holds."""
+    held: dict[str, dict[str, Any]] = {}
+    for part in chunks(sorted(acked_ids)):
+        query = (
+            select(outbox.c.dossier, outbox.c.content_hash)
+            .where(outbox.c.id.in_(part), outbox.c.kind == Kind.HEADER.value)
+            .order_by(outbox.c.id)
+        )
+        for dossier, digest in conn.execute(query):
+            if dossier:
+                held[dossier] = {"dossier": dossier, "acked_hash": digest, "acked_at": now}
+    if held:
+        statement = upsert(conn, known)
+        statement = statement.on_conflict_do_update(
+            index_elements=[known.c.dossier],
+            set_={"acked_hash": statement.excluded.acked_hash, "acked_at": now},
+        )
+        conn.execute(statement, list(held.values()))
+
+
+def recover(conn: Connection) -> int:
+    """Every in-flight item back to pending, without counting an attempt."""
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.state == State.IN_FLIGHT.value)
+        .values(state=State.PENDING.value)
+    )
+    return result.rowcount

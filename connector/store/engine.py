@@ -1,0 +1,93 @@
+"""Engines for the state store: SQLite (WAL) by default, PostgreSQL by URL.
+
+Every dialect-specific detail lives here, so the store's queries stay portable Core.
+SQLite write transactions take the write lock up front (`BEGIN IMMEDIATE`): the pull thread
+and the push coroutine both write, and two deferred transactions that each read then try to
+write would fail with "database is locked" instead of waiting for each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+#: Execution option marking a connection whose transaction only reads (plain `BEGIN`).
+READ_ONLY = "connector_read_only"
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def make_engine(url: str, *, password: str | None = None) -> Engine:
+    """An engine for `url`; `password` (from a secret) is set on the URL, never logged."""
+    parsed = make_url(url)
+    if password is not None:
+        parsed = parsed.set(password=password)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+    return _sqlite_engine(parsed)
+
+
+def is_memory(url: URL) -> bool:
+    """True for `sqlite://` and `sqlite:///:memory:`: one connection, nothing on disk."""
+    return url.database in (None, "", ":memory:")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = is_memory(url)
+    if memory:
+        engine = create_engine(
+            url,
+            hide_parameters=True,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+        )
+    else:
+        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+        )
+    event.listen(engine, "connect", _sqlite_on_connect if not memory else _sqlite_memory_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_memory_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    _sqlite_memory_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def upsert(conn: Connection, table: Table) -> Any:
+    """An INSERT for `table` offering `on_conflict_do_nothing` / `on_conflict_do_update`.
+
+    Both SQLite and PostgreSQL spell the clause the same way, through their own `insert`.
+    """
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"state store: no upsert for the {dialect} dialect")

@@ -1,0 +1,96 @@
+"""What the outbox already holds for one page of mapped items, read in a few queries.
+
+One query per chunk of items returns every row of the same kind that shares a key or a
+source reference with them (superseded rows aside); `Seen` sorts those rows into the facts
+the ingest planner decides with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Row, select, union_all
+
+from connector.core.records import Kind, Mapped, State
+from connector.store.rows import chunks
+from connector.store.schema import known, outbox
+
+_INVALID = State.INVALID.value
+_PENDING = State.PENDING.value
+_GONE = State.SUPERSEDED.value
+
+#: (kind, source_ref) of an invalid row: source references are only unique within a kind.
+RefKey = tuple[Kind, str]
+
+
+@dataclass(slots=True, kw_only=True)
+class Seen:
+    """The stored facts about a page's keys; the planner keeps them current as it goes."""
+
+    header_hash: dict[str, str] = field(default_factory=dict)  # key -> newest live hash
+    known_hash: dict[str, str] = field(default_factory=dict)  # dossier -> acked hash
+    live_steps: set[str] = field(default_factory=set)  # step keys queued or sent
+    pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
+    invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
+    invalid_by_key: dict[str, list[int]] = field(default_factory=dict)  # header key -> ids
+
+    def add(self, kind: Kind, row: Row[int, str, str, str, str, str]) -> None:
+        row_id, key, ref, state, digest, message = row
+        if state == _INVALID:
+            self.invalid_by_ref.setdefault((kind, ref), {})[row_id] = message
+            if kind is Kind.HEADER:
+                self.invalid_by_key.setdefault(key, []).append(row_id)
+        elif kind is Kind.STEP:
+            self.live_steps.add(key)
+        else:
+            self.header_hash[key] = digest
+            if state == _PENDING:
+                self.pending_headers.setdefault(key, []).append(row_id)
+
+
+def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
+    """Read what the store holds for `items`: a query per kind and chunk, plus `known`."""
+    seen = Seen()
+    for kind in Kind:
+        for part in chunks(i for i in items if i.kind is kind):
+            for row in _rows(conn, kind, part):
+                seen.add(kind, row)
+    dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
+    seen.known_hash = _known_hashes(conn, dossiers)
+    return seen
+
+
+_Found = Row[int, str, str, str, str, str]
+
+
+def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]:
+    """Rows sharing a key or a source reference with `items`, oldest first, each once.
+
+    Two index searches joined by UNION ALL: SQLite does not use both indexes for an OR.
+    """
+    keys, refs = set(), set()
+    for item in items:
+        keys.add(item.key)
+        refs.add(item.source_ref)
+    columns = (
+        outbox.c.id,
+        outbox.c.key,
+        outbox.c.source_ref,
+        outbox.c.state,
+        outbox.c.content_hash,
+        outbox.c.last_message,
+    )
+    alive = (outbox.c.kind == kind.value, outbox.c.state != _GONE)
+    by_key = select(*columns).where(*alive, outbox.c.key.in_(keys))
+    by_ref = select(*columns).where(*alive, outbox.c.source_ref.in_(refs))
+    found: dict[int, _Found] = {row[0]: row for row in conn.execute(union_all(by_key, by_ref))}
+    return [found[row_id] for row_id in sorted(found)]
+
+
+def _known_hashes(conn: Connection, dossiers: set[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in chunks(sorted(dossiers)):
+        query = select(known.c.dossier, known.c.acked_hash).where(known.c.dossier.in_(part))
+        found.update({dossier: digest for dossier, digest in conn.execute(query)})
+    return found

@@ -1,0 +1,113 @@
+"""Read-only questions about the outbox, for the status page, the CLI and the scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, and_, exists, func, select
+
+from connector.core.records import DEAD_STATES, Kind, State
+from connector.ports import OutboxItem
+from connector.store.rows import to_item, to_items
+from connector.store.schema import known, outbox
+
+_PENDING = outbox.c.state == State.PENDING.value
+
+
+def counts(conn: Connection) -> dict[tuple[Kind, State], int]:
+    query = select(outbox.c.kind, outbox.c.state, func.count()).group_by(
+        outbox.c.kind, outbox.c.state
+    )
+    return {(Kind(kind), State(state)): n for kind, state, n in conn.execute(query)}
+
+
+def items(
+    conn: Connection,
+    *,
+    states: Sequence[State],
+    kind: Kind | None,
+    dossier: str | None,
+    limit: int,
+) -> list[OutboxItem]:
+    """Rows matching every given filter, newest first."""
+    query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    if states:
+        query = query.where(outbox.c.state.in_([s.value for s in states]))
+    if kind is not None:
+        query = query.where(outbox.c.kind == kind.value)
+    if dossier is not None:
+        query = query.where(outbox.c.dossier == dossier)
+    return to_items(conn.execute(query).all())
+
+
+def get(conn: Connection, item_id: int) -> OutboxItem | None:
+    row = conn.execute(select(outbox).where(outbox.c.id == item_id)).first()
+    return None if row is None else to_item(row)
+
+
+def dossier_history(conn: Connection, dossier: str) -> list[OutboxItem]:
+    """Every row of one dossier, oldest first: its headers and steps as they travelled."""
+    query = select(outbox).where(outbox.c.dossier == dossier).order_by(outbox.c.id)
+    return to_items(conn.execute(query).all())
+
+
+def known_sample(conn: Connection, n: int) -> list[str]:
+    query = select(known.c.dossier).order_by(func.random()).limit(n)
+    return list(conn.scalars(query))
+
+
+def acked_since(conn: Connection, since: float) -> dict[Kind, int]:
+    query = (
+        select(outbox.c.kind, func.count())
+        .where(outbox.c.state == State.ACKED.value, outbox.c.updated_at >= since)
+        .group_by(outbox.c.kind)
+    )
+    return {Kind(kind): n for kind, n in conn.execute(query)}
+
+
+def next_due(conn: Connection) -> float | None:
+    """The earliest wake-up among pending items that a claim could return.
+
+    Steps whose dossier the portal does not hold yet are left out: they cannot be claimed,
+    and counting them would wake the push job in a loop until their header is acknowledged.
+    """
+    headers = select(func.min(outbox.c.next_attempt_at)).where(
+        _PENDING, outbox.c.kind == Kind.HEADER.value
+    )
+    steps = (
+        select(func.min(outbox.c.next_attempt_at))
+        .join(known, known.c.dossier == outbox.c.dossier)
+        .where(_PENDING, outbox.c.kind == Kind.STEP.value)
+    )
+    found = [t for t in (conn.scalar(headers), conn.scalar(steps)) if t is not None]
+    return min(found) if found else None
+
+
+def blocked_steps(conn: Connection) -> int:
+    """Pending steps waiting for their dossier's header to be acknowledged."""
+    held = exists().where(known.c.dossier == outbox.c.dossier)
+    query = (
+        select(func.count())
+        .select_from(outbox)
+        .where(and_(_PENDING, outbox.c.kind == Kind.STEP.value, ~held))
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def oldest_pending_age(conn: Connection, now: float) -> float | None:
+    """Seconds since the oldest pending item was queued, None when nothing is pending."""
+    oldest = conn.scalar(select(func.min(outbox.c.created_at)).where(_PENDING))
+    return None if oldest is None else max(0.0, now - oldest)
+
+
+def stats_by_code(conn: Connection, limit: int) -> list[tuple[str, int]]:
+    """Dead letters grouped by their code, most frequent first."""
+    n = func.count().label("n")
+    query = (
+        select(outbox.c.last_code, n)
+        .where(outbox.c.state.in_([s.value for s in DEAD_STATES]))
+        .group_by(outbox.c.last_code)
+        .order_by(n.desc(), outbox.c.last_code)
+        .limit(limit)
+    )
+    return [(code, count) for code, count in conn.execute(query)]

@@ -1,0 +1,106 @@
+"""The state store's tables, in portable SQLAlchemy Core (SQLite and PostgreSQL alike).
+
+`outbox` holds every message ever queued, one row per header version or step; `known` is
+what the portal is known to hold; `cursors` is where each source stream stopped; `audit` is
+a hash-chained trail of sends and replies; `meta` holds the schema version and small facts.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
+
+from connector.store.engine import upsert
+
+SCHEMA_VERSION = "1"
+
+metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("dossier", String(255), nullable=False),
+    Column("source_ref", String(255), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("content_hash", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("event_time", String(32), nullable=False, default=""),
+    Column("last_code", String(64), nullable=False, default=""),
+    Column("last_message", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_outbox_due", "state", "kind", "next_attempt_at"),
+    Index("ix_outbox_kind_key", "kind", "key"),
+    Index("ix_outbox_dossier", "dossier"),
+    Index("ix_outbox_state_updated", "state", "updated_at"),
+    Index("ix_outbox_kind_ref", "kind", "source_ref"),
+)
+
+known = Table(
+    "known",
+    metadata,
+    Column("dossier", String(255), primary_key=True),
+    Column("acked_hash", String(32), nullable=False, default=""),
+    Column("acked_at", Float, nullable=False),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("stream", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", Float, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("keys", Text, nullable=False),
+    Column("payload_hash", String(64), nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and record the schema version; safe to run at every start."""
+    with engine.begin() as conn:
+        metadata.create_all(conn)
+        _record_version(conn)
+
+
+def _record_version(conn: Connection) -> None:
+    stored = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
+    if stored is None:
+        row = {"key": "schema_version", "value": SCHEMA_VERSION}
+        conn.execute(upsert(conn, meta).values(row).on_conflict_do_nothing())

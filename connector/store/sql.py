@@ -1,0 +1,192 @@
+"""`SqlStore`: the `Store` port over SQLAlchemy Core, for SQLite and PostgreSQL.
+
+Each public method is one transaction, opened by `_write` or `_read`, which are also the
+only place where database errors become `StoreError`. The work itself lives in small
+modules: `ingest`, `delivery`, `repairs`, `reports` and `audit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+
+from connector.core.records import Cursor, Kind, Mapped, State
+from connector.ports import AuditEvent, IngestResult, OutboxItem, Settlement
+from connector.store import audit as audit_trail
+from connector.store import delivery, existing, ingest, repairs, reports
+from connector.store.boundary import store_errors
+from connector.store.engine import READ_ONLY, make_engine, upsert
+from connector.store.schema import create_schema, cursors, meta
+
+
+class SqlStore:
+    """The durable outbox, what the portal holds, the cursors and the audit trail."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str, password: str | None = None) -> SqlStore:
+        """Connect to `url` and create any missing tables."""
+        with store_errors("open"):
+            engine = make_engine(url, password=password)
+            create_schema(engine)
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with store_errors(action), self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with store_errors(action), self._engine.connect() as conn:
+            yield conn.execution_options(**{READ_ONLY: True})
+
+    # -- pulling --------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        stream: str,
+        items: Sequence[Mapped],
+        cursor: Cursor | None,
+        *,
+        now: float,
+        force: bool = False,
+    ) -> IngestResult:
+        """Queue a page of mapped items and move the stream's cursor, in one transaction."""
+        with self._write(f"ingest of {stream}") as conn:
+            planner = ingest.Planner(existing.look_up(conn, items), now=now, force=force)
+            for item in items:
+                planner.add(item)
+            ingest.apply(conn, planner.plan, now=now)
+            if cursor is not None:
+                _save_cursor(conn, stream, cursor, now)
+        return planner.plan.result()
+
+    def cursor(self, stream: str) -> Cursor | None:
+        with self._read("cursor read") as conn:
+            value = conn.scalar(select(cursors.c.value).where(cursors.c.stream == stream))
+        return None if value is None else tuple(orjson.loads(value))
+
+    def cursors(self) -> Mapping[str, tuple[Cursor, float]]:
+        with self._read("cursor read") as conn:
+            rows = conn.execute(select(cursors)).all()
+        return {row.stream: (tuple(orjson.loads(row.value)), row.updated_at) for row in rows}
+
+    # -- pushing --------------------------------------------------------------------------
+
+    def claim(self, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+        with self._write("claim") as conn:
+            return delivery.claim(conn, kind, limit, now=now)
+
+    def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
+        with self._write("settle") as conn:
+            delivery.settle(conn, settlements, now=now)
+
+    def recover(self) -> int:
+        with self._write("recover") as conn:
+            return delivery.recover(conn)
+
+    def set_known(self, dossier: str, held: bool, *, now: float) -> None:
+        with self._write("known update") as conn:
+            repairs.set_known(conn, dossier, held, now=now)
+
+    def audit(self, events: Sequence[AuditEvent]) -> None:
+        with self._write("audit append") as conn:
+            audit_trail.append(conn, events)
+
+    # -- operating ------------------------------------------------------------------------
+
+    def requeue(self, item_ids: Sequence[int], *, now: float) -> int:
+        with self._write("requeue") as conn:
+            return repairs.requeue(conn, item_ids, now=now)
+
+    def supersede(self, item_ids: Sequence[int], *, now: float) -> int:
+        with self._write("supersede") as conn:
+            return repairs.supersede(conn, item_ids, now=now)
+
+    def purge(self, *, before: float) -> int:
+        with self._write("purge") as conn:
+            return repairs.purge(conn, before=before)
+
+    def put_meta(self, key: str, value: str) -> None:
+        with self._write("meta write") as conn:
+            statement = upsert(conn, meta).values(key=key, value=value)
+            conn.execute(
+                statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
+
+    def meta(self) -> Mapping[str, str]:
+        with self._read("meta read") as conn:
+            return {row.key: row.value for row in conn.execute(select(meta))}
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def counts(self) -> Mapping[tuple[Kind, State], int]:
+        with self._read("counts") as conn:
+            return reports.counts(conn)
+
+    def items(
+        self,
+        *,
+        states: Sequence[State] = (),
+        kind: Kind | None = None,
+        dossier: str | None = None,
+        limit: int = 50,
+    ) -> list[OutboxItem]:
+        with self._read("item list") as conn:
+            return reports.items(conn, states=states, kind=kind, dossier=dossier, limit=limit)
+
+    def get(self, item_id: int) -> OutboxItem | None:
+        with self._read("item read") as conn:
+            return reports.get(conn, item_id)
+
+    def dossier_history(self, dossier: str) -> list[OutboxItem]:
+        with self._read("dossier history") as conn:
+            return reports.dossier_history(conn, dossier)
+
+    def known_sample(self, n: int) -> list[str]:
+        with self._read("known sample") as conn:
+            return reports.known_sample(conn, n)
+
+    def acked_since(self, since: float) -> Mapping[Kind, int]:
+        with self._read("throughput") as conn:
+            return reports.acked_since(conn, since)
+
+    def next_due(self) -> float | None:
+        with self._read("next due") as conn:
+            return reports.next_due(conn)
+
+    def blocked_steps(self) -> int:
+        with self._read("blocked steps") as conn:
+            return reports.blocked_steps(conn)
+
+    def oldest_pending_age(self, now: float) -> float | None:
+        with self._read("pending age") as conn:
+            return reports.oldest_pending_age(conn, now)
+
+    def stats_by_code(self, limit: int = 10) -> list[tuple[str, int]]:
+        with self._read("dead-letter stats") as conn:
+            return reports.stats_by_code(conn, limit)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _save_cursor(conn: Connection, stream: str, cursor: Cursor, now: float) -> None:
+    """Cursor values must be JSON scalars; they come back as a tuple of the same values."""
+    value = orjson.dumps(list(cursor)).decode("utf-8")
+    statement = upsert(conn, cursors).values(stream=stream, value=value, updated_at=now)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["stream"], set_={"value": value, "updated_at": now}
+        )
+    )

@@ -1,0 +1,450 @@
+"""The `Store` contract, run against every backend: SQLite file, SQLite memory, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.core.hashing import content_hash
+from connector.core.records import Kind, Mapped, Problem, State
+from connector.errors import StoreError
+from connector.ports import Settlement, Store
+from connector.store import SqlStore
+from connector.store import ingest as ingest_module
+from connector.store.schema import metadata
+
+PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
+T0 = 1_000_000.0
+
+
+def _sqlite_file(tmp_path: Path) -> SqlStore:
+    return SqlStore.open(f"sqlite:///{tmp_path / 'state' / 'store.db'}")
+
+
+def _sqlite_memory(tmp_path: Path) -> SqlStore:
+    return SqlStore.open("sqlite://")
+
+
+def _postgres(tmp_path: Path) -> SqlStore:
+    if not PG_URL:
+        pytest.skip("CONNECTOR_TEST_POSTGRES_URL is not set")
+    store = SqlStore.open(PG_URL)
+    metadata.drop_all(store.engine)
+    store.close()
+    return SqlStore.open(PG_URL)
+
+
+@pytest.fixture(params=[_sqlite_file, _sqlite_memory, _postgres], ids=["file", "memory", "pg"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
+    factory: Callable[[Path], SqlStore] = request.param
+    opened = factory(tmp_path)
+    yield opened
+    opened.close()
+
+
+def header(dossier: str, status: str = "1", **extra: Any) -> Mapped:
+    payload = {"MaHoSo": dossier, "TrangThaiHoSo": status, **extra}
+    return Mapped(
+        kind=Kind.HEADER, key=dossier, dossier=dossier, source_ref=f"dossiers:{dossier}",
+        payload=payload,
+    )  # fmt: skip
+
+
+def step(dossier: str, at: str, status: str = "2") -> Mapped:
+    payload = {"MaHoSo": dossier, "ThoiDiemXuLy": at, "TrangThai": status}
+    return Mapped(
+        kind=Kind.STEP, key=f"{dossier}|{at}|{status}", dossier=dossier,
+        source_ref=f"steps:{dossier}:{at}", payload=payload, event_time=at,
+    )  # fmt: skip
+
+
+def broken(item: Mapped, reason: str = "required") -> Mapped:
+    return Mapped(
+        kind=item.kind, key=item.key, dossier=item.dossier, source_ref=item.source_ref,
+        payload=item.payload, problems=(Problem(field="NgayTiepNhan", reason=reason),),
+    )  # fmt: skip
+
+
+def states(store: Store, key: str) -> list[State]:
+    """States of the rows with `key`, oldest first."""
+    rows = [i for i in store.items(limit=1000) if i.key == key]
+    return [i.state for i in sorted(rows, key=lambda i: i.id)]
+
+
+def acknowledge(store: Store, kind: Kind, now: float = T0) -> list[int]:
+    """Claim every due item of `kind` and settle it as acknowledged."""
+    claimed = store.claim(kind, 1000, now=now)
+    store.settle([Settlement(item_id=i.id, state=State.ACKED) for i in claimed], now=now)
+    return [i.id for i in claimed]
+
+
+# -- ingest ---------------------------------------------------------------------------------
+
+
+def test_new_header_is_queued_pending(store: Store) -> None:
+    """A header never seen before becomes one pending row, due now, with its content hash."""
+    result = store.ingest("dossiers", [header("D1")], ("c", 1), now=T0)
+    assert (result.queued, result.unchanged, result.invalid) == (1, 0, 0)
+    (item,) = store.items()
+    assert item.state is State.PENDING and item.next_attempt_at == T0 and item.attempts == 0
+    assert item.payload == {"MaHoSo": "D1", "TrangThaiHoSo": "1"}
+    assert item.content_hash == content_hash(item.payload)
+
+
+def test_unchanged_header_is_skipped(store: Store) -> None:
+    """Re-pulling the same header content queues nothing new."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    result = store.ingest("dossiers", [header("D1")], None, now=T0 + 1)
+    assert (result.queued, result.unchanged) == (0, 1)
+    assert states(store, "D1") == [State.PENDING]
+
+
+def test_changed_header_supersedes_older_pending(store: Store) -> None:
+    """A changed header is queued and the older pending version retired."""
+    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
+    result = store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    assert result.queued == 1
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+
+
+def test_two_versions_in_one_batch_keep_the_last(store: Store) -> None:
+    """Within one page only the last version of a header stays pending."""
+    store.ingest("dossiers", [header("D1", "1"), header("D1", "2")], None, now=T0)
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+    (pending,) = store.items(states=[State.PENDING])
+    assert pending.payload["TrangThaiHoSo"] == "2"
+
+
+def test_changed_header_leaves_in_flight_version_alone(store: Store) -> None:
+    """Only pending versions are superseded; one being sent keeps its claim."""
+    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
+    store.claim(Kind.HEADER, 10, now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    assert states(store, "D1") == [State.IN_FLIGHT, State.PENDING]
+
+
+def test_force_queues_unchanged_header_and_step(store: Store) -> None:
+    """`force` queues items even when their content is already queued."""
+    items = [header("D1"), step("D1", "20260101080000")]
+    store.ingest("dossiers", items, None, now=T0)
+    result = store.ingest("dossiers", items, None, now=T0 + 1, force=True)
+    assert (result.queued, result.unchanged) == (2, 0)
+
+
+def test_acked_hash_detects_unchanged_after_purge(store: Store) -> None:
+    """Once the acknowledged row is purged, the known hash still marks the header unchanged."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    assert store.purge(before=T0 + 1) == 1
+    result = store.ingest("dossiers", [header("D1")], None, now=T0 + 2)
+    assert (result.queued, result.unchanged) == (0, 1)
+    assert store.ingest("dossiers", [header("D1", "3")], None, now=T0 + 3).queued == 1
+
+
+def test_rejected_header_with_same_content_is_not_resent(store: Store) -> None:
+    """A header the portal refused stays refused until its content changes."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    (item,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=item.id, state=State.REJECTED, code="E1")], now=T0)
+    assert store.ingest("dossiers", [header("D1")], None, now=T0 + 1).unchanged == 1
+
+
+def test_step_is_queued_once(store: Store) -> None:
+    """A step key already queued or sent is not queued again, even twice in one page."""
+    first = store.ingest("steps", [step("D1", "20260101080000")] * 2, None, now=T0)
+    again = store.ingest("steps", [step("D1", "20260101080000")], None, now=T0 + 1)
+    assert (first.queued, first.unchanged, again.queued, again.unchanged) == (1, 1, 0, 1)
+
+
+def test_invalid_item_is_recorded_once(store: Store) -> None:
+    """Re-pulling a record with the same problem does not pile up dead letters."""
+    bad = broken(header("D1"))
+    first = store.ingest("dossiers", [bad], None, now=T0)
+    again = store.ingest("dossiers", [bad], None, now=T0 + 1)
+    assert (first.invalid, again.invalid, again.unchanged) == (1, 0, 1)
+    (item,) = store.items()
+    assert (item.state, item.last_code) == (State.INVALID, "invalid")
+    assert item.last_message == "NgayTiepNhan: required"
+
+
+def test_invalid_item_with_new_reason_replaces_old(store: Store) -> None:
+    """A record failing for a new reason keeps only its latest dead letter."""
+    store.ingest("dossiers", [broken(header("D1"), "required")], None, now=T0)
+    store.ingest("dossiers", [broken(header("D1"), "bad date")], None, now=T0 + 1)
+    assert states(store, "D1") == [State.SUPERSEDED, State.INVALID]
+
+
+def test_fixed_record_supersedes_its_dead_letter(store: Store) -> None:
+    """A valid version of an invalid header or step retires the dead letter and is queued."""
+    items = [header("D1"), step("D1", "20260101080000")]
+    store.ingest("dossiers", [broken(i) for i in items], None, now=T0)
+    store.ingest("dossiers", items, None, now=T0 + 1)
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+    assert states(store, items[1].key) == [State.SUPERSEDED, State.PENDING]
+
+
+def test_fix_and_break_in_one_batch_keep_the_last(store: Store) -> None:
+    """Within one page, the later of a fix and a new problem decides the dead letter."""
+    store.ingest("dossiers", [broken(header("D1")), header("D1")], None, now=T0)
+    assert store.counts().get((Kind.HEADER, State.INVALID), 0) == 0
+    store.ingest("dossiers", [header("D1", "2"), broken(header("D1", "3"))], None, now=T0 + 1)
+    assert store.counts()[(Kind.HEADER, State.INVALID)] == 1
+
+
+def test_invalid_version_does_not_supersede_pending_valid(store: Store) -> None:
+    """The last good header version still travels when a newer version is invalid."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    store.ingest("dossiers", [broken(header("D1", "2"))], None, now=T0 + 1)
+    assert states(store, "D1") == [State.PENDING, State.INVALID]
+
+
+def test_cursor_moves_with_ingest(store: Store) -> None:
+    """The cursor is saved with its page and left alone when no cursor is given."""
+    assert store.cursor("dossiers") is None
+    store.ingest("dossiers", [header("D1")], ("2026-01-01T00:00:00Z", 7), now=T0)
+    store.ingest("dossiers", [], None, now=T0 + 1)
+    assert store.cursor("dossiers") == ("2026-01-01T00:00:00Z", 7)
+    assert store.cursors() == {"dossiers": (("2026-01-01T00:00:00Z", 7), T0)}
+
+
+def test_failed_ingest_changes_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a row cannot be written, neither the page nor its cursor is stored."""
+    store.ingest("dossiers", [header("D0")], ("c", 1), now=T0)
+    real = ingest_module.new_row
+
+    def poisoned(item: Mapped, state: State, *, now: float) -> dict[str, Any]:
+        row = real(item, state, now=now)
+        return {**row, "dossier": None} if item.key == "BAD" else row
+
+    monkeypatch.setattr(ingest_module, "new_row", poisoned)
+    with pytest.raises(StoreError, match="ingest of dossiers"):
+        store.ingest("dossiers", [header("D1"), header("BAD")], ("c", 2), now=T0 + 1)
+    assert store.cursor("dossiers") == ("c", 1)
+    assert [i.key for i in store.items()] == ["D0"]
+
+
+# -- claim and settle -----------------------------------------------------------------------
+
+
+def test_claim_headers_due_only_and_marks_in_flight(store: Store) -> None:
+    """Only due pending headers are claimed, oldest first, and they go in flight."""
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    store.ingest("dossiers", [header("D3")], None, now=T0 + 100)
+    claimed = store.claim(Kind.HEADER, 10, now=T0 + 1)
+    assert [i.key for i in claimed] == ["D1", "D2"]
+    assert states(store, "D1") == [State.IN_FLIGHT]
+    assert states(store, "D3") == [State.PENDING]
+    assert store.claim(Kind.HEADER, 10, now=T0 + 1) == []
+
+
+def test_claim_respects_limit(store: Store) -> None:
+    """A claim returns at most `limit` items."""
+    store.ingest("dossiers", [header(f"D{n}") for n in range(5)], None, now=T0)
+    assert len(store.claim(Kind.HEADER, 3, now=T0)) == 3
+
+
+def test_claim_header_updating_follows_known(store: Store) -> None:
+    """A header is sent as an update exactly when the portal is known to hold the dossier."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    (first,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=first.id, state=State.ACKED)], now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    (second,) = store.claim(Kind.HEADER, 10, now=T0 + 1)
+    assert (first.updating, second.updating) == (False, True)
+
+
+def test_claim_sends_only_the_newest_header_version(store: Store) -> None:
+    """A requeued old version never goes after a newer one: it is retired at claim time."""
+    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
+    (old,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=old.id, state=State.REJECTED)], now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0)
+    assert store.requeue([old.id], now=T0) == 1
+    (claimed,) = store.claim(Kind.HEADER, 10, now=T0)
+    assert claimed.payload["TrangThaiHoSo"] == "2"
+    assert states(store, "D1") == [State.SUPERSEDED, State.IN_FLIGHT]
+
+
+def test_steps_wait_for_their_dossier(store: Store) -> None:
+    """Steps are claimed only once their dossier's header was acknowledged."""
+    store.ingest("dossiers", [header("D1"), step("D1", "20260101080000")], None, now=T0)
+    assert store.claim(Kind.STEP, 10, now=T0) == []
+    assert store.blocked_steps() == 1
+    acknowledge(store, Kind.HEADER)
+    assert store.blocked_steps() == 0
+    assert len(store.claim(Kind.STEP, 10, now=T0)) == 1
+
+
+def test_claimed_steps_are_in_time_order_per_dossier(store: Store) -> None:
+    """Each dossier's claimed steps come in event-time order whatever order they were queued."""
+    store.ingest("dossiers", [header("D2"), header("D1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    late, early = step("D1", "20260102000000"), step("D1", "20260101000000")
+    store.ingest("steps", [step("D2", "20260101000000"), late, early], None, now=T0)
+    claimed = store.claim(Kind.STEP, 10, now=T0)
+    assert [i.key for i in claimed] == [early.key, late.key, "D2|20260101000000|2"]
+
+
+def test_settle_transitions(store: Store) -> None:
+    """Settlements record the verdict, code and message; retries count attempts when asked."""
+    store.ingest("dossiers", [header(f"D{n}") for n in range(4)], None, now=T0)
+    a, b, c, d = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle(
+        [
+            Settlement(item_id=a.id, state=State.REJECTED, code="E9", message="bad code"),
+            Settlement(item_id=b.id, state=State.PARKED, code="timeout"),
+            Settlement(item_id=c.id, state=State.PENDING, next_attempt_at=T0 + 60, code="503"),
+            Settlement(item_id=d.id, state=State.PENDING, next_attempt_at=T0, count_attempt=False),
+        ],
+        now=T0 + 1,
+    )
+    got = {i.id: i for i in store.items()}
+    assert (got[a.id].state, got[a.id].last_code, got[a.id].last_message) == (
+        State.REJECTED, "E9", "bad code",
+    )  # fmt: skip
+    assert got[b.id].state is State.PARKED
+    assert (got[c.id].state, got[c.id].attempts, got[c.id].next_attempt_at) == (
+        State.PENDING, 1, T0 + 60,
+    )  # fmt: skip
+    assert got[d.id].attempts == 0
+    assert store.known_sample(10) == []
+
+
+def test_settle_acked_header_makes_dossier_known(store: Store) -> None:
+    """An acknowledged header records the dossier as held, with the acknowledged hash."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    (item,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=item.id, state=State.ACKED, code="0")], now=T0 + 5)
+    assert store.known_sample(10) == ["D1"]
+    assert store.get(item.id) is not None
+    assert store.acked_since(T0 + 5) == {Kind.HEADER: 1}
+    assert store.acked_since(T0 + 6) == {}
+
+
+def test_settle_refuses_non_final_state(store: Store) -> None:
+    """Settling an item as in flight is a programming error."""
+    with pytest.raises(ValueError, match="in_flight"):
+        store.settle([Settlement(item_id=1, state=State.IN_FLIGHT)], now=T0)
+
+
+def test_set_known_repairs_knowledge(store: Store) -> None:
+    """A lookup can add a dossier (unknown version) or remove it; a known hash is kept."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.set_known("D1", True, now=T0 + 1)
+    assert store.ingest("dossiers", [header("D1")], None, now=T0 + 1).unchanged == 1
+    store.set_known("D1", False, now=T0 + 2)
+    store.set_known("D2", True, now=T0 + 2)
+    assert store.known_sample(10) == ["D2"]
+    store.ingest("dossiers", [header("D2")], None, now=T0 + 3)
+    (item,) = store.claim(Kind.HEADER, 10, now=T0 + 3)
+    assert (item.key, item.updating) == ("D2", True)
+
+
+def test_recover_returns_in_flight_to_pending(store: Store) -> None:
+    """After a crash every in-flight item is pending again with no attempt counted."""
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    store.claim(Kind.HEADER, 10, now=T0)
+    assert store.recover() == 2
+    assert {i.state for i in store.items()} == {State.PENDING}
+    assert {i.attempts for i in store.items()} == {0}
+    assert store.recover() == 0
+
+
+# -- operating ------------------------------------------------------------------------------
+
+
+def test_requeue_only_rejected_and_parked(store: Store) -> None:
+    """Rejected and parked items return to pending with a fresh budget; others are refused."""
+    store.ingest("dossiers", [header(f"D{n}") for n in range(3)], None, now=T0)
+    store.ingest("dossiers", [broken(header("X"))], None, now=T0)
+    a, b, c = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle(
+        [
+            Settlement(item_id=a.id, state=State.REJECTED),
+            Settlement(item_id=b.id, state=State.PENDING, next_attempt_at=T0),
+            Settlement(item_id=c.id, state=State.ACKED),
+        ],
+        now=T0,
+    )
+    (b_again,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=b_again.id, state=State.PARKED)], now=T0)
+    (x,) = store.items(states=[State.INVALID])
+    assert store.requeue([a.id, b.id, c.id, x.id], now=T0 + 9) == 2
+    requeued = store.get(b.id)
+    assert requeued is not None
+    assert (requeued.state, requeued.attempts, requeued.next_attempt_at) == (
+        State.PENDING, 0, T0 + 9,
+    )  # fmt: skip
+    assert store.get(x.id) == x
+
+
+def test_supersede_retires_unsent_items_only(store: Store) -> None:
+    """Operators may retire pending and dead items, never acknowledged ones."""
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    a, b = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=a.id, state=State.ACKED)], now=T0)
+    store.settle([Settlement(item_id=b.id, state=State.PARKED)], now=T0)
+    assert store.supersede([a.id, b.id], now=T0) == 1
+    assert states(store, "D1") == [State.ACKED]
+    assert states(store, "D2") == [State.SUPERSEDED]
+
+
+def test_purge_drops_old_finished_rows(store: Store) -> None:
+    """Purge removes acknowledged and superseded rows older than the cut-off, nothing else."""
+    store.ingest("dossiers", [header("D1"), header("D2", "1")], None, now=T0)
+    store.ingest("dossiers", [header("D2", "2"), broken(header("D3"))], None, now=T0)
+    (first,) = store.claim(Kind.HEADER, 1, now=T0)
+    store.settle([Settlement(item_id=first.id, state=State.ACKED)], now=T0)
+    assert store.purge(before=T0) == 0
+    assert store.purge(before=T0 + 1) == 2
+    assert sorted(i.state for i in store.items()) == [State.INVALID, State.PENDING]
+
+
+def test_next_due_ignores_blocked_steps(store: Store) -> None:
+    """The wake-up is the earliest claimable pending item, None when nothing can go."""
+    assert store.next_due() is None
+    store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
+    assert store.next_due() is None
+    store.ingest("dossiers", [header("D1")], None, now=T0 + 10)
+    assert store.next_due() == T0 + 10
+    acknowledge(store, Kind.HEADER, now=T0 + 10)
+    assert store.next_due() == T0
+
+
+def test_counts_and_reports(store: Store) -> None:
+    """Counts, filters, history, ages and dead-letter statistics describe the outbox."""
+    store.ingest("dossiers", [header("D1"), step("D1", "20260101000000")], None, now=T0)
+    store.ingest("dossiers", [broken(header("D2")), broken(header("D3"))], None, now=T0 + 5)
+    assert store.counts() == {
+        (Kind.HEADER, State.PENDING): 1,
+        (Kind.STEP, State.PENDING): 1,
+        (Kind.HEADER, State.INVALID): 2,
+    }
+    assert [i.key for i in store.items(kind=Kind.HEADER, limit=2)] == ["D3", "D2"]
+    assert [i.kind for i in store.dossier_history("D1")] == [Kind.HEADER, Kind.STEP]
+    assert store.oldest_pending_age(T0 + 30) == 30
+    assert store.stats_by_code() == [("invalid", 2)]
+    assert store.get(10_000) is None
+
+
+def test_meta_and_schema_version(store: Store) -> None:
+    """The schema version is recorded and meta values can be replaced."""
+    store.put_meta("portal", "rest")
+    store.put_meta("portal", "soap")
+    assert store.meta() == {"schema_version": "1", "portal": "soap"}
+
+
+def test_reopening_a_file_store_keeps_its_rows(tmp_path: Path) -> None:
+    """Opening an existing database creates nothing twice and loses nothing."""
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    first = SqlStore.open(url)
+    first.ingest("dossiers", [header("D1")], ("c", 1), now=T0)
+    first.close()
+    second = SqlStore.open(url)
+    assert (second.cursor("dossiers"), len(second.items())) == (("c", 1), 1)
+    second.close()

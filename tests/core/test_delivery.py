@@ -1,0 +1,98 @@
+"""Delivery decisions: backoff, parking, verdicts and splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.core.delivery import (
+    Park,
+    Retry,
+    RetryPolicy,
+    Verdict,
+    after_transient,
+    halves,
+    judge,
+)
+from connector.core.records import BatchReply, Outcome, OutcomeStatus
+
+POLICY = RetryPolicy(max_attempts=5, initial=10.0, cap=100.0, park_after=3600.0)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [(1, 10.0), (2, 20.0), (3, 40.0), (4, 80.0)],
+)
+def test_backoff_doubles_from_initial(attempts: int, expected: float) -> None:
+    """Each failed attempt doubles the wait (at jitter 1.0 the full window is used)."""
+    decision = after_transient(POLICY, attempts=attempts, created_at=0, now=100, jitter=1.0)
+    assert decision == Retry(at=100 + expected)
+
+
+def test_backoff_is_capped() -> None:
+    """The wait never exceeds the cap however many attempts failed."""
+    policy = RetryPolicy(max_attempts=50, initial=10.0, cap=100.0, park_after=1e9)
+    decision = after_transient(policy, attempts=20, created_at=0, now=0, jitter=1.0)
+    assert decision == Retry(at=100.0)
+
+
+def test_retry_after_is_a_floor() -> None:
+    """The portal's Retry-After wins over a shorter backoff."""
+    decision = after_transient(POLICY, attempts=1, created_at=0, now=0, retry_after=42)
+    assert decision == Retry(at=42)
+
+
+def test_parks_after_max_attempts() -> None:
+    """An item that failed max_attempts times is parked for the operator."""
+    decision = after_transient(POLICY, attempts=5, created_at=0, now=10)
+    assert isinstance(decision, Park)
+    assert "5 attempts" in decision.reason
+
+
+def test_parks_after_max_age() -> None:
+    """An item failing for longer than park_after is parked even with attempts left."""
+    decision = after_transient(POLICY, attempts=1, created_at=0, now=4000)
+    assert isinstance(decision, Park)
+
+
+def test_policy_rejects_nonsense() -> None:
+    """A policy whose cap is below its initial wait is refused when built."""
+    with pytest.raises(ValueError):
+        RetryPolicy(initial=10, cap=1)
+
+
+def _reply(per_item: bool, *statuses: OutcomeStatus) -> BatchReply:
+    return BatchReply(per_item=per_item, outcomes=tuple(Outcome(status=s) for s in statuses))
+
+
+def test_per_item_outcomes_decide_each_item() -> None:
+    """With per-item results, each item gets its own verdict."""
+    reply = _reply(
+        True, OutcomeStatus.OK, OutcomeStatus.REJECTED, OutcomeStatus.EXISTS, OutcomeStatus.MISSING
+    )
+    verdicts = [v for v, _ in judge(reply, batch_size=4)]
+    assert verdicts == [Verdict.ACK, Verdict.REJECT, Verdict.REPAIR, Verdict.REPAIR]
+
+
+def test_whole_batch_refusal_is_split() -> None:
+    """A batch refused without per-item results is split to find the bad items."""
+    reply = _reply(False, *[OutcomeStatus.REJECTED] * 3)
+    assert {v for v, _ in judge(reply, batch_size=3)} == {Verdict.SPLIT}
+
+
+def test_single_item_refusal_is_final() -> None:
+    """A refused batch of one item needs no split: the item is rejected."""
+    reply = _reply(False, OutcomeStatus.REJECTED)
+    assert [v for v, _ in judge(reply, batch_size=1)] == [Verdict.REJECT]
+
+
+def test_whole_batch_success_acks_all() -> None:
+    """A success without per-item results acknowledges every item."""
+    reply = _reply(False, OutcomeStatus.OK, OutcomeStatus.OK)
+    assert [v for v, _ in judge(reply, batch_size=2)] == [Verdict.ACK, Verdict.ACK]
+
+
+def test_halves_cover_everything_once() -> None:
+    """Splitting keeps every item exactly once and in order."""
+    left, right = halves([1, 2, 3, 4, 5])
+    assert left + right == [1, 2, 3, 4, 5]
+    assert left and right

@@ -1,0 +1,120 @@
+"""Operator commands against a real state store, demo system and sandbox portal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.harness import Stack, expected_from_demo, held_by_sandbox
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def delivered(stack: Stack) -> Stack:
+    """A stack whose demo has been delivered once with `run --once`."""
+    stack.start_sandbox()
+    stack.cli("run", "--once", "--config", str(stack.config))
+    return stack
+
+
+def test_outbox_lists_dead_letters_with_reasons(delivered: Stack) -> None:
+    """`outbox list` shows every invalid record with the field that stopped it."""
+    expected = expected_from_demo(delivered.demo_db)
+    result = delivered.cli("outbox", "list", "--json", "--config", str(delivered.config),
+                           "--limit", "500")
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert {r["dossier"] for r in rows} == set(expected.invalid)
+    for row in rows:
+        assert row["state"] == "invalid"
+        assert "MaTTHC" in row["last_message"] or "NgayHenTra" in row["last_message"]
+
+
+def test_mapping_preview_prints_the_exact_payload(delivered: Stack) -> None:
+    """`mapping preview` prints the payload the portal received, without sending."""
+    held = held_by_sandbox(delivered.sandbox_db)
+    dossier = sorted(held.dossiers)[0]
+    before = delivered.stats()["requests"]
+    result = delivered.cli("mapping", "preview", "--dossier", dossier, "--config",
+                           str(delivered.config))
+    assert "DongBoHoSoMC" in result.stdout and "CapNhatTienDoHoSoMC" in result.stdout
+    assert f'"MaHoSo": "{dossier}"' in result.stdout
+    assert delivered.stats()["requests"] == before
+
+
+def test_mapping_check_passes_on_the_demo(delivered: Stack) -> None:
+    """The shipped demo mapping checks clean."""
+    result = delivered.cli("mapping", "check", "--config", str(delivered.config))
+    assert "ok" in result.stdout
+
+
+def test_resync_dry_run_queues_nothing(delivered: Stack) -> None:
+    """A dry run reports what it would queue and leaves the outbox alone."""
+    held = held_by_sandbox(delivered.sandbox_db)
+    dossier = sorted(held.dossiers)[0]
+    before = delivered.cli("status", "--json", "--config", str(delivered.config)).stdout
+    result = delivered.cli("resync", "--dossier", dossier, "--dry-run", "--config",
+                           str(delivered.config))
+    assert "dossiers: read 1, would queue 1" in result.stdout
+    after = delivered.cli("status", "--json", "--config", str(delivered.config)).stdout
+    assert json.loads(before)["outbox"] == json.loads(after)["outbox"]
+
+
+def test_resync_queues_and_delivers_again(delivered: Stack) -> None:
+    """A resync of one dossier queues its header and steps; the portal takes them as the
+    same dossier and the same steps."""
+    held = held_by_sandbox(delivered.sandbox_db)
+    dossier = sorted(held.dossiers)[0]
+    result = delivered.cli("resync", "--dossier", dossier, "--config", str(delivered.config))
+    assert "dossiers: read 1, queued 1" in result.stdout
+    delivered.cli("run", "--once", "--config", str(delivered.config))
+    stats = delivered.stats()
+    assert stats["dossiers"] == len(held.dossiers)
+    assert stats["steps"] == len(held.steps)
+    assert stats["duplicate_steps"] > 0
+
+
+def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
+    """An invalid record (unknown procedure) is sent after the crosswalk is fixed and the
+    operator retries it."""
+    import shutil
+    import sqlite3
+
+    expected = expected_from_demo(delivered.demo_db)
+    db = sqlite3.connect(delivered.demo_db)
+    unknown = db.execute("SELECT dossier_no, procedure_code FROM dossiers WHERE due_at IS NOT NULL "
+                         "AND dossier_no IN (%s)" % ",".join("?" * len(expected.invalid)),
+                         sorted(expected.invalid)).fetchall()
+    db.close()
+    if not unknown:
+        pytest.skip("this demo seed has no unknown-procedure record")
+    dossier, local_code = unknown[0]
+    # Copy the mapping next to the test and add the missing crosswalk row there.
+    mapping_dir = delivered.tmp / "mappings"
+    shutil.copytree(delivered.mapping.parent, mapping_dir)
+    crosswalk = mapping_dir / "demo" / "procedures.csv"
+    national = crosswalk.read_text(encoding="utf-8").splitlines()[1].split(",")[1]
+    with crosswalk.open("a", encoding="utf-8") as f:
+        f.write(f"{local_code},{national},Thủ tục bổ sung,district,G01-XD,Xây dựng,5\n")
+    delivered.mapping = mapping_dir / "demo.toml"
+    delivered.write_config()
+    listing = delivered.cli("outbox", "list", "--json", "--config", str(delivered.config),
+                            "--limit", "500")
+    rows = [json.loads(line) for line in listing.stdout.splitlines() if line.strip()]
+    (item,) = [r for r in rows if r["dossier"] == dossier]
+    assert item["state"] == "invalid" and "MaTTHC" in item["last_message"]
+    result = delivered.cli("outbox", "retry", str(item["id"]), "--config",
+                           str(delivered.config))
+    assert "re-read" in result.stdout
+    delivered.cli("run", "--once", "--config", str(delivered.config))
+    assert dossier in held_by_sandbox(delivered.sandbox_db).dossiers
+
+
+def test_bad_config_names_the_key(stack: Stack) -> None:
+    """A wrong setting stops the command with exit code 2 and names the key."""
+    stack.config.write_text(stack.config.read_text().replace("page_size = 200",
+                                                             "page_size = -1"))
+    result = stack.cli("status", "--config", str(stack.config), check=False)
+    assert result.returncode == 2
+    assert "source.page_size" in result.stderr

@@ -1,0 +1,176 @@
+"""Push calls of the REST adapter: bodies, headers and the verdicts drawn from replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
+
+from connector.core.records import Outcome, OutcomeStatus
+from connector.portals.rest import RestPortal
+
+HEADERS = [
+    {"MaHoSo": "000.00.01.H26-220713-0001", "MaTTHC": "1.000948"},
+    {"MaHoSo": "000.00.01.H26-220713-0002", "MaTTHC": "2.002492"},
+]
+
+
+def routes(mock: respx.MockRouter, *replies: Any) -> tuple[respx.Route, respx.Route]:
+    auth = mock.post("/auth").mock(return_value=login_ok())
+    service = mock.post("/integration").mock(side_effect=list(replies))
+    return auth, service
+
+
+async def test_login_then_push_sends_exact_bodies_and_headers(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """The login and the push carry the documented bodies, dstcode and JSON headers."""
+    auth, service = routes(mock, ok())
+    reply = await portal.push_headers(HEADERS, updating=False)
+
+    assert body_of(auth.calls[0].request) == {"username": "svc-user", "password": PASSWORD}
+    assert body_of(service.calls[0].request) == {
+        "session": TOKEN,
+        "madonvi": "000.00.01.H26",
+        "service": "DongBoHoSoMC",
+        "isUpdating": "False",
+        "data": HEADERS,
+    }
+    for call in (auth.calls[0], service.calls[0]):
+        assert call.request.headers["dstcode"] == "DST-42"
+        assert call.request.headers["Accept"] == "application/json"
+        assert call.request.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert call.request.url == "https://127.0.0.1:8443/api/integration"
+    assert reply.per_item is False
+    assert [o.status for o in reply.outcomes] == [OutcomeStatus.OK, OutcomeStatus.OK]
+    assert portal.session_state() == "active"
+
+
+async def test_updating_flag_is_the_string_true(mock: respx.MockRouter, portal: RestPortal) -> None:
+    """isUpdating travels as the capitalised string "True", never a JSON boolean."""
+    _, service = routes(mock, ok())
+    await portal.push_headers(HEADERS, updating=True)
+    assert body_of(service.calls[0].request)["isUpdating"] == "True"
+
+
+async def test_push_steps_body(mock: respx.MockRouter, portal: RestPortal) -> None:
+    """A step push names CapNhatTienDoHoSoMC and has no isUpdating key."""
+    _, service = routes(mock, ok())
+    steps = [{"MaHoSo": "X-1", "ThoiDiemXuLy": "20260101080000", "TrangThai": "2"}]
+    reply = await portal.push_steps(steps)
+    body = body_of(service.calls[0].request)
+    assert body["service"] == "CapNhatTienDoHoSoMC"
+    assert "isUpdating" not in body
+    assert body["data"] == steps
+    assert reply.outcomes == (Outcome(status=OutcomeStatus.OK, code="0", message="ok"),)
+
+
+@pytest.mark.parametrize("code", [0, "0", "00"])
+async def test_every_success_code_spelling_is_success(
+    mock: respx.MockRouter, portal: RestPortal, code: object
+) -> None:
+    """0, "0" and "00" all mean success."""
+    routes(mock, httpx.Response(200, json={"error_code": code, "message": ""}))
+    reply = await portal.push_steps([{"MaHoSo": "X-1"}])
+    assert reply.outcomes[0].status is OutcomeStatus.OK
+
+
+async def test_per_item_results_matched_by_ma_ho_so(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """Per-item results decide each item, matched by MaHoSo whatever their order."""
+    items = [{"MaHoSo": k} for k in ("A", "B", "C", "D")]
+    result = [
+        {"MaHoSo": "D", "error_code": "99", "message": "Sai MaTTHC"},
+        {"MaHoSo": "C", "error_code": "404", "message": "không tồn tại"},
+        {"MaHoSo": "B", "error_code": "409", "message": "đã tồn tại"},
+        {"MaHoSo": "A", "error_code": 0, "message": "ok"},
+    ]
+    routes(mock, ok(result=result))
+    reply = await portal.push_headers(items, updating=False)
+    assert reply.per_item is True
+    assert reply.outcomes == (
+        Outcome(status=OutcomeStatus.OK, code="0", message="ok"),
+        Outcome(status=OutcomeStatus.EXISTS, code="409", message="đã tồn tại"),
+        Outcome(status=OutcomeStatus.MISSING, code="404", message="không tồn tại"),
+        Outcome(status=OutcomeStatus.REJECTED, code="99", message="Sai MaTTHC"),
+    )
+
+
+async def test_per_item_results_aligned_by_position_for_steps(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """Steps sharing one MaHoSo are matched to their results by position."""
+    steps = [{"MaHoSo": "A", "TrangThai": "1"}, {"MaHoSo": "A", "TrangThai": "2"}]
+    result = [{"MaHoSo": "A", "error_code": "0"}, {"MaHoSo": "A", "error_code": "7"}]
+    routes(mock, httpx.Response(200, json={"error_code": "7", "result": result}))
+    reply = await portal.push_steps(steps)
+    assert reply.per_item is True
+    assert [o.status for o in reply.outcomes] == [OutcomeStatus.OK, OutcomeStatus.REJECTED]
+
+
+async def test_incomplete_per_item_results_fall_back_to_the_call_verdict(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """Results that do not cover the batch cannot decide it: the call's code applies."""
+    result = [{"MaHoSo": "A", "error_code": "0"}]
+    routes(mock, httpx.Response(200, json={"error_code": "12", "message": "x", "result": result}))
+    reply = await portal.push_headers([{"MaHoSo": "A"}, {"MaHoSo": "B"}], updating=False)
+    assert reply.per_item is False
+    assert [o.code for o in reply.outcomes] == ["12", "12"]
+
+
+async def test_whole_batch_rejection_without_per_item_results(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """A non-success code without results rejects every item with the code verbatim."""
+    routes(mock, httpx.Response(200, json={"error_code": "-2", "message": "Dữ liệu sai"}))
+    reply = await portal.push_headers(HEADERS, updating=False)
+    expected = Outcome(status=OutcomeStatus.REJECTED, code="-2", message="Dữ liệu sai")
+    assert reply == type(reply)(per_item=False, outcomes=(expected, expected))
+
+
+async def test_whole_batch_already_exists(mock: respx.MockRouter, portal: RestPortal) -> None:
+    """A call-level already-exists code marks every item EXISTS (not REJECTED)."""
+    routes(mock, httpx.Response(200, json={"error_code": 409, "message": "exists"}))
+    reply = await portal.push_headers(HEADERS[:1], updating=False)
+    assert reply.outcomes[0].status is OutcomeStatus.EXISTS
+
+
+async def test_http_400_rejects_every_item_with_the_body_message(
+    mock: respx.MockRouter, portal: RestPortal, sleep: Any
+) -> None:
+    """An HTTP 400 is a permanent rejection of the items, not retried."""
+    _, service = routes(mock, httpx.Response(400, json={"message": "Thiếu trường MaTTHC"}))
+    reply = await portal.push_headers(HEADERS, updating=False)
+    assert reply.http_status == 400
+    assert reply.per_item is False
+    assert set(reply.outcomes) == {
+        Outcome(status=OutcomeStatus.REJECTED, code="HTTP 400", message="Thiếu trường MaTTHC")
+    }
+    assert service.call_count == 1
+    assert sleep.waits == []
+
+
+async def test_http_422_without_json_rejects_with_empty_message(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """A 4xx with a non-JSON body still rejects, with the status as the code."""
+    routes(mock, httpx.Response(422, text="<html>bad</html>"))
+    reply = await portal.push_steps([{"MaHoSo": "A"}])
+    assert reply.outcomes == (Outcome(status=OutcomeStatus.REJECTED, code="HTTP 422"),)
+
+
+async def test_empty_batch_is_refused_before_any_call(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """An empty item list is a caller bug: ValueError, and nothing is sent."""
+    auth, service = routes(mock)
+    with pytest.raises(ValueError):
+        await portal.push_headers([], updating=False)
+    with pytest.raises(ValueError):
+        await portal.push_steps([])
+    assert auth.call_count == 0 and service.call_count == 0

@@ -1,0 +1,88 @@
+"""render_status: the operator's summary of a snapshot in a terminal."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from connector.status_view import render_status
+
+
+def _render(snapshot: dict[str, Any]) -> Console:
+    console = Console(record=True, width=140, file=io.StringIO(), color_system="truecolor")
+    render_status(snapshot, console)
+    return console
+
+
+def test_key_numbers_are_printed(snapshot: dict[str, Any]) -> None:
+    """Outbox counts, dead letters and codes, blocked steps, cursor, push and throughput show."""
+    text = _render(snapshot).export_text()
+    for expected in (
+        "1200",
+        "5400",
+        "dead letters",
+        "invalid ×4",
+        "400 ×1",
+        "blocked steps",
+        "dossiers",
+        "1234",
+        "1.2 s",
+        "portal 503",
+        "active",
+        "250.0 headers/min",
+        "1200.0 steps/min",
+        "0.1.0",
+    ):
+        assert expected in text, expected
+
+
+BOLD_RED = "\x1b[1;31m"
+
+
+def test_problems_are_highlighted_in_red(snapshot: dict[str, Any]) -> None:
+    """A refused session, a paused pull, a current push error and dead letters are red."""
+    snapshot["session"] = "refused: login failed"
+    snapshot["pull"] = {"state": "paused", "last_error": "source unreachable"}
+    snapshot["push"]["last_error"]["at"] = "2026-11-27T04:00:05Z"
+    ansi = _render(snapshot).export_text(styles=True)
+    for problem in ("refused: login failed", "paused", "  error: source unreachable", "5"):
+        assert BOLD_RED + problem in ansi, problem
+    assert BOLD_RED + "  last error at 2026-11-27T04:00:05Z: portal 503" in ansi
+
+
+def test_healthy_parts_are_not_red(snapshot: dict[str, Any]) -> None:
+    """An active session, ok jobs and a push error followed by a success are not red."""
+    snapshot["dead_letters"] = 0
+    ansi = _render(snapshot).export_text(styles=True)
+    for fine in ("active", "ok", "0", "  last error at"):
+        assert BOLD_RED + fine not in ansi, fine
+
+
+def test_minimal_snapshot_does_not_crash() -> None:
+    """An empty snapshot renders placeholders rather than raising."""
+    text = _render({}).export_text()
+    assert "Outbox" in text
+    assert "—" in text
+
+
+def test_malformed_values_are_tolerated() -> None:
+    """Wrong types and None in any field still render."""
+    snapshot: dict[str, Any] = {
+        "outbox": {"header": None, "step": {"pending": "many"}},
+        "cursors": {"steps": None},
+        "push": {"last_error": "plain text"},
+        "dead_letter_codes": [["x"], None],
+        "throughput": {"window_s": None},
+        "daemon": None,
+    }
+    text = _render(snapshot).export_text()
+    assert "steps" in text
+    assert "plain text" in text
+
+
+def test_stopped_daemon_is_said_so() -> None:
+    """A snapshot read from the store while the daemon is down says the daemon is not running."""
+    text = _render({"daemon": {"running": False}}).export_text()
+    assert "daemon not running" in text
