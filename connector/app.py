@@ -21,8 +21,8 @@ from connector.jobs.push import PushJob
 from connector.jobs.reconcile import ReconcileJob
 from connector.mapfiles import load_mapping
 from connector.metrics import Metrics
-from connector.ports import Clock, Portal, Source, Store
 from connector.portals.rest import build_portal
+from connector.ports import Clock, Portal, Source, Store
 from connector.settings import Settings
 from connector.sources.sql import SqlSource
 from connector.store.sql import SqlStore
@@ -41,8 +41,9 @@ class App:
     @cached_property
     def store(self) -> Store:
         secret = self.settings.state.password.read("state.password")
-        return SqlStore.open(self.settings.state.url,
-                             password=secret.get_secret_value() if secret else None)
+        return SqlStore.open(
+            self.settings.state.url, password=secret.get_secret_value() if secret else None
+        )
 
     @cached_property
     def mapping(self) -> CompiledMapping:
@@ -51,8 +52,11 @@ class App:
     @cached_property
     def source(self) -> Source:
         secret = self.settings.source.password.read("source.password")
-        return SqlSource(self.settings.source.url, self.mapping.streams,
-                         password=secret.get_secret_value() if secret else None)
+        return SqlSource(
+            self.settings.source.url,
+            self.mapping.streams,
+            password=secret.get_secret_value() if secret else None,
+        )
 
     @cached_property
     def portal(self) -> Portal:
@@ -63,41 +67,72 @@ class App:
         return build_portal(self.settings.portal, self.settings.portal_password())
 
     def pull_job(self, **hooks: Any) -> PullJob:
-        return PullJob(source=self.source, mapping=self.mapping, store=self.store,
-                       clock=self.clock, metrics=self.metrics, health=self.health,
-                       page_size=self.settings.source.page_size, **hooks)
+        return PullJob(
+            source=self.source,
+            mapping=self.mapping,
+            store=self.store,
+            clock=self.clock,
+            metrics=self.metrics,
+            health=self.health,
+            page_size=self.settings.source.page_size,
+            **hooks,
+        )
 
     def push_job(self) -> PushJob:
         d = self.settings.delivery
-        policy = RetryPolicy(max_attempts=d.max_attempts, initial=d.backoff_initial,
-                             cap=d.backoff_max, park_after=d.park_after_seconds)
-        return PushJob(portal=self.portal, store=self.store, clock=self.clock,
-                       metrics=self.metrics, health=self.health, policy=policy,
-                       header_batch=self.settings.portal.header_batch_size,
-                       step_batch=self.settings.portal.step_batch_size)
+        policy = RetryPolicy(
+            max_attempts=d.max_attempts,
+            initial=d.backoff_initial,
+            cap=d.backoff_max,
+            park_after=d.park_after_seconds,
+        )
+        return PushJob(
+            portal=self.portal,
+            store=self.store,
+            clock=self.clock,
+            metrics=self.metrics,
+            health=self.health,
+            policy=policy,
+            header_batch=self.settings.portal.header_batch_size,
+            step_batch=self.settings.portal.step_batch_size,
+        )
 
     def reconcile_job(self) -> ReconcileJob:
-        return ReconcileJob(portal=self.portal, store=self.store, clock=self.clock,
-                            health=self.health, sample=self.settings.schedule.reconcile_sample)
+        return ReconcileJob(
+            portal=self.portal,
+            store=self.store,
+            clock=self.clock,
+            health=self.health,
+            sample=self.settings.schedule.reconcile_sample,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The status document served at /status and printed by `connector status`."""
         now = self.clock.now()
         counts = self.store.counts()
         outbox = {k.value: {s.value: counts.get((k, s), 0) for s in State} for k in Kind}
+        blocked = self.store.blocked_steps()
+        # Steps waiting for their dossier's header are not backlog the portal can take yet.
+        outbox[Kind.STEP.value]["pending"] -= blocked
+        outbox[Kind.STEP.value]["blocked"] = blocked
         acked = self.store.acked_since(now - 300)
         return {
             "version": __version__,
-            "daemon": {"started_at": _iso(self.started_at), "uptime_s": round(now - self.started_at, 1)},
+            "daemon": {
+                "started_at": _iso(self.started_at),
+                "uptime_s": round(now - self.started_at, 1),
+            },
             "outbox": outbox,
             "dead_letters": sum(n for (_, s), n in counts.items() if s in DEAD_STATES),
-            "blocked_steps": self.store.blocked_steps(),
+            "blocked_steps": blocked,
             "oldest_pending_age_s": self.store.oldest_pending_age(now),
             "cursors": self._cursors(now),
             "pull": _job(self.health.pull.as_dict()),
             "push": _job(self.health.push.as_dict()),
-            "reconcile": {**_job(self.health.reconcile.as_dict()),
-                          "report": self.health.reconcile_report},
+            "reconcile": {
+                **_job(self.health.reconcile.as_dict()),
+                "report": self.health.reconcile_report,
+            },
             "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
             "throughput": {
                 "window_s": 300,
@@ -113,8 +148,12 @@ class App:
             caught_up = self.health.caught_up.get(stream)
             behind = _parse_time(position[0]) if position else None
             lag = 0.0 if caught_up or behind is None else max(0.0, now - behind)
-            out[stream] = {"position": list(position), "moved_at": _iso(moved_at),
-                           "caught_up": caught_up, "lag_s": round(lag, 1)}
+            out[stream] = {
+                "position": list(position),
+                "moved_at": _iso(moved_at),
+                "caught_up": caught_up,
+                "lag_s": round(lag, 1),
+            }
         return out
 
     def ready(self) -> tuple[bool, str]:

@@ -34,8 +34,11 @@ from connector.settings import Settings
 out = Console()
 err = Console(stderr=True)
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Connector: local one-stop systems → National Public Service Portal.")
+cli = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Connector: local one-stop systems → National Public Service Portal.",
+)
 outbox_app = typer.Typer(no_args_is_help=True, help="Inspect and retry outbox items.")
 mapping_app = typer.Typer(no_args_is_help=True, help="Check and preview mapping files.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail.")
@@ -47,7 +50,9 @@ cli.command("sandbox")(sandbox_command)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="TOML configuration (default: $CONNECTOR_CONFIG or ./config.toml)."),
+    typer.Option(
+        "--config", "-c", help="TOML configuration (default: $CONNECTOR_CONFIG or ./config.toml)."
+    ),
 ]
 
 
@@ -86,9 +91,10 @@ def opened(config: Path | None) -> Iterator[App]:
 
 
 @cli.command()
-def run(config: ConfigOpt = None,
-        once: Annotated[bool, typer.Option(help="One pull and one push drain, then exit.")] = False,
-        ) -> None:
+def run(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option(help="One pull and one push drain, then exit.")] = False,
+) -> None:
     """Run the daemon: pull, push, reconcile and housekeeping on schedule."""
     from connector.daemon import run_daemon, run_once
 
@@ -104,9 +110,10 @@ def run(config: ConfigOpt = None,
 
 
 @cli.command()
-def status(config: ConfigOpt = None,
-           json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-           ) -> None:
+def status(
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Show the daemon's status (or the state store's, when the daemon is not running)."""
     from connector.status_view import render_status
 
@@ -131,8 +138,9 @@ def _fetch_status(settings: Settings) -> dict[str, Any] | None:
     if token is not None:
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
     try:
-        reply = httpx.get(f"http://{host}:{cfg.port}/status", headers=headers, timeout=3.0,
-                          trust_env=False)
+        reply = httpx.get(
+            f"http://{host}:{cfg.port}/status", headers=headers, timeout=3.0, trust_env=False
+        )
     except httpx.HTTPError:
         return None
     if reply.status_code != 200:
@@ -155,23 +163,38 @@ def _date(value: str | None, option: str) -> datetime | None:
 def resync(
     config: ConfigOpt = None,
     dossier: Annotated[str | None, typer.Option(help="One dossier (MaHoSo).")] = None,
-    since: Annotated[str | None, typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM]).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM]).")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Received before (YYYY-MM-DD[THH:MM]).")] = None,
     agency: Annotated[str | None, typer.Option(help="Local agency code.")] = None,
     procedure: Annotated[str | None, typer.Option(help="Local procedure code.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Map and count; queue nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Map and count; queue nothing.")
+    ] = False,
 ) -> None:
     """Re-read dossiers from the local system and queue them again (headers and steps)."""
     from connector.jobs.resync import resync as do_resync
 
-    selection = Selection(dossier=dossier, since=_date(since, "--since"),
-                          until=_date(until, "--until"), agency=agency, procedure=procedure)
+    selection = Selection(
+        dossier=dossier,
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        agency=agency,
+        procedure=procedure,
+    )
     if selection == Selection():
         fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
     with opened(config) as app, _progress() as advance:
-        report = do_resync(source=app.source, mapping=app.mapping, store=app.store,
-                           clock=app.clock, selection=selection, dry_run=dry_run,
-                           progress=advance)
+        report = do_resync(
+            source=app.source,
+            mapping=app.mapping,
+            store=app.store,
+            clock=app.clock,
+            selection=selection,
+            dry_run=dry_run,
+            progress=advance,
+        )
     verb = "would queue" if dry_run else "queued"
     for stream, n in report.read.items():
         queued = n - report.invalid.get(stream, 0) if dry_run else report.queued.get(stream, 0)
@@ -184,8 +207,12 @@ def resync(
 
 @contextmanager
 def _progress() -> Iterator[Callable[[str, int], None]]:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} records"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=False) as bar:
         tasks: dict[str, Any] = {}
 
@@ -221,8 +248,16 @@ def outbox_list(
         return
     table = Table("id", "kind", "key", "state", "attempts", "code", "reason", "source")
     for r in rows:
-        table.add_row(str(r.id), r.kind.value, r.key, r.state.value, str(r.attempts),
-                      r.last_code, r.last_message[:120], r.source_ref)
+        table.add_row(
+            str(r.id),
+            r.kind.value,
+            r.key,
+            r.state.value,
+            str(r.attempts),
+            r.last_code,
+            r.last_message[:120],
+            r.source_ref,
+        )
     out.print(table)
     out.print(f"{len(rows)} item(s)")
 
@@ -275,8 +310,9 @@ def outbox_retry(
             ids += [i.id for i in app.store.items(states=sorted(DEAD_STATES), limit=100000)]
         if not ids:
             fail("give item ids or --all-dead", 2)
-        results = retry_dead(item_ids=ids, source=app.source, mapping=app.mapping,
-                             store=app.store, clock=app.clock)
+        results = retry_dead(
+            item_ids=ids, source=app.source, mapping=app.mapping, store=app.store, clock=app.clock
+        )
     for r in results:
         out.print(f"{r.item_id}: {r.action}")
     if any(r.action in ("not found", "cannot re-read") for r in results):
@@ -285,7 +321,9 @@ def outbox_retry(
 
 @mapping_app.command("check")
 def mapping_check(
-    path: Annotated[Path | None, typer.Argument(help="Mapping file (default: the config's).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Mapping file (default: the config's).")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Validate a mapping file and its crosswalks; exit 1 on any finding."""
@@ -331,9 +369,13 @@ def _print_mapped(mapped: Any) -> None:
 def audit_verify(config: ConfigOpt = None) -> None:
     """Check the audit trail's hash chain; exit 1 if a record was edited, deleted or moved."""
     from connector.store.audit import verify_audit
+    from connector.store.sql import SqlStore
 
     with opened(config) as app:
-        check = verify_audit(app.store)
+        store = app.store
+        if not isinstance(store, SqlStore):
+            fail("audit verify needs the SQL state store")
+        check = verify_audit(store)
     if check.ok:
         out.print(f"[green]audit trail intact[/green]: {check.checked} records")
         return

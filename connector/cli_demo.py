@@ -42,7 +42,7 @@ def _sqlite_path(url: str, key: str) -> Path:
     if not url.startswith(prefix):
         err.print(f"[red]error:[/red] {key}: the demo needs an sqlite:/// URL, got another kind")
         raise typer.Exit(2)
-    return Path(url[len(prefix):])
+    return Path(url[len(prefix) :])
 
 
 def _crosswalks(settings: Settings) -> Path:
@@ -54,8 +54,12 @@ def demo_init(
     config: ConfigOpt = None,
     dossiers: Annotated[int, typer.Option(min=10, help="How many dossiers to generate.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo database.")] = False,
-    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if it exists.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing demo database.")
+    ] = False,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing if it exists.")
+    ] = False,
 ) -> None:
     """Create the demo local one-stop database named by [source].url."""
     from connector.demo.generate import init_demo
@@ -69,8 +73,10 @@ def demo_init(
         err.print(f"[red]error:[/red] {path} exists; use --force to replace it")
         raise typer.Exit(1)
     summary = init_demo(path, _crosswalks(settings), dossiers=dossiers, seed=seed, overwrite=True)
-    out.print(f"demo database {path}: {summary.dossiers} dossiers, {summary.steps} steps, "
-              f"{summary.invalid} deliberately invalid")
+    out.print(
+        f"demo database {path}: {summary.dossiers} dossiers, {summary.steps} steps, "
+        f"{summary.invalid} deliberately invalid"
+    )
 
 
 @demo_app.command("live")
@@ -83,8 +89,12 @@ def demo_live(
     from connector.demo.live import run_activity
 
     settings = _settings(config)
-    run_activity(_sqlite_path(settings.source.url, "source.url"), _crosswalks(settings),
-                 interval=interval, ticks=ticks)
+    run_activity(
+        _sqlite_path(settings.source.url, "source.url"),
+        _crosswalks(settings),
+        interval=interval,
+        ticks=ticks,
+    )
 
 
 @demo_app.command("up")
@@ -105,17 +115,25 @@ def demo_up(
     db = _sqlite_path(settings.source.url, "source.url")
     if not db.exists():
         summary = init_demo(db, _crosswalks(settings), dossiers=dossiers, overwrite=True)
-        out.print(f"created demo system: {summary.dossiers} dossiers, {summary.steps} steps, "
-                  f"{summary.invalid} deliberately invalid")
+        out.print(
+            f"created demo system: {summary.dossiers} dossiers, {summary.steps} steps, "
+            f"{summary.invalid} deliberately invalid"
+        )
     sandbox_db = _sqlite_path(settings.state.url, "state.url").parent / "sandbox.db"
     sandbox = _start_sandbox(settings, sandbox_db)
     stop = threading.Event()
-    live = threading.Thread(target=run_activity, args=(db, _crosswalks(settings)),
-                            kwargs={"interval": 1.0, "stop": stop}, daemon=True)
+    live = threading.Thread(
+        target=run_activity,
+        args=(db, _crosswalks(settings)),
+        kwargs={"interval": 1.0, "stop": stop},
+        daemon=True,
+    )
     live.start()
     status = f"http://{settings.status.host}:{settings.status.port}/status"
-    out.print(f"sandbox portal: {settings.portal.base_url}  (counts: "
-              f"{settings.portal.base_url}/_sandbox/stats)")
+    out.print(
+        f"sandbox portal: {settings.portal.base_url}  (counts: "
+        f"{settings.portal.base_url}/_sandbox/stats)"
+    )
     out.print(f"status:         {status}  (also: connector status -c {config or 'config.toml'})")
     out.print("press Ctrl-C to stop")
     if duration is not None:
@@ -131,14 +149,33 @@ def demo_up(
 
 def _start_sandbox(settings: Settings, db: Path) -> subprocess.Popen[bytes]:
     url = urlsplit(settings.portal.base_url)
-    cmd = [sys.executable, "-m", "connector", "sandbox", "--port", str(url.port or 80),
-           "--db", str(db), "--username", settings.portal.username,
-           "--dstcode", settings.portal.dstcode, "--password-env", DEMO_PASSWORD_ENV,
-           "--auth-path", settings.portal.auth_path,
-           "--integration-path", settings.portal.integration_path,
-           "--share-path", settings.portal.share_path]
+    cmd = [
+        sys.executable,
+        "-m",
+        "connector",
+        "sandbox",
+        "--port",
+        str(url.port or 80),
+        "--db",
+        str(db),
+        "--username",
+        settings.portal.username,
+        "--dstcode",
+        settings.portal.dstcode,
+        "--password-env",
+        DEMO_PASSWORD_ENV,
+        "--auth-path",
+        settings.portal.auth_path,
+        "--integration-path",
+        settings.portal.integration_path,
+        "--share-path",
+        settings.portal.share_path,
+    ]
     crosswalks = _crosswalks(settings)
-    for option, name in (("--procedures-csv", "procedures.csv"), ("--agencies-csv", "agencies.csv")):
+    for option, name in (
+        ("--procedures-csv", "procedures.csv"),
+        ("--agencies-csv", "agencies.csv"),
+    ):
         if (crosswalks / name).exists():
             cmd += [option, str(crosswalks / name)]
     proc = subprocess.Popen(cmd)
@@ -165,19 +202,37 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: flo
 def sandbox_command(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 8780,
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
-    db: Annotated[str, typer.Option(help="SQLite file holding what the sandbox received.")] = "sandbox.db",
+    db: Annotated[
+        str, typer.Option(help="SQLite file holding what the sandbox received.")
+    ] = "sandbox.db",
     username: Annotated[str, typer.Option(help="Login the sandbox accepts.")] = "demo",
-    password_env: Annotated[str, typer.Option(help="Environment variable with the password.")] = DEMO_PASSWORD_ENV,
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable with the password.")
+    ] = DEMO_PASSWORD_ENV,
     dstcode: Annotated[str, typer.Option(help="dstcode header the sandbox requires.")] = "DEMO-DST",
     auth_path: Annotated[str, typer.Option()] = "/auth",
     integration_path: Annotated[str, typer.Option()] = "/integration",
     share_path: Annotated[str, typer.Option()] = "/share",
     session_ttl: Annotated[float, typer.Option(help="Session lifetime in seconds.")] = 1800.0,
-    session_expired_http: Annotated[bool, typer.Option(help="Answer HTTP 401 (not code -1) to an expired session.")] = False,
+    session_expired_http: Annotated[
+        bool, typer.Option(help="Answer HTTP 401 (not code -1) to an expired session.")
+    ] = False,
     per_item: Annotated[bool, typer.Option(help="Per-item results in replies.")] = True,
-    fault_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of calls that get a fault.")] = 0.0,
-    faults: Annotated[str, typer.Option(help="Comma list of 503,500,stall,reset,429,slow.")] = "503",
-    stall_seconds: Annotated[float, typer.Option()] = 30.0,
+    fault_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of calls that get a fault.")
+    ] = 0.0,
+    faults: Annotated[
+        str, typer.Option(help="Comma list of 503,500,stall,reset,429,slow.")
+    ] = "503",
+    stall_seconds: Annotated[
+        float, typer.Option(help="How long a 'stall' fault holds a call.")
+    ] = 30.0,
+    slow_seconds: Annotated[
+        float, typer.Option(help="How long a 'slow' fault trickles a reply.")
+    ] = 2.0,
+    reset_after_apply: Annotated[
+        bool, typer.Option(help="A 'reset' fault applies the call before breaking the reply.")
+    ] = True,
     retry_after: Annotated[float, typer.Option(help="Retry-After on 429, seconds.")] = 1.0,
     seed: Annotated[int, typer.Option()] = 0,
     procedures_csv: Annotated[str | None, typer.Option(help="Procedure catalogue CSV.")] = None,
@@ -191,13 +246,31 @@ def sandbox_command(
     if not password:
         err.print(f"[red]error:[/red] set the sandbox password in ${password_env}")
         raise typer.Exit(2)
-    config = SandboxConfig(
-        host=host, port=port, db_path=db, username=username, password=password,
-        dstcode=dstcode, auth_path=auth_path, integration_path=integration_path,
-        share_path=share_path, session_ttl=session_ttl,
-        session_expired_http=session_expired_http, per_item=per_item, fault_rate=fault_rate,
-        faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
-        stall_seconds=stall_seconds, retry_after=retry_after, seed=seed,
-        procedures_csv=procedures_csv, agencies_csv=agencies_csv,
-    )
+    try:
+        config = SandboxConfig(
+            host=host,
+            port=port,
+            db_path=db,
+            username=username,
+            password=password,
+            dstcode=dstcode,
+            auth_path=auth_path,
+            integration_path=integration_path,
+            share_path=share_path,
+            session_ttl=session_ttl,
+            session_expired_http=session_expired_http,
+            per_item=per_item,
+            fault_rate=fault_rate,
+            faults=tuple(f.strip() for f in faults.split(",") if f.strip()),
+            stall_seconds=stall_seconds,
+            slow_seconds=slow_seconds,
+            reset_after_apply=reset_after_apply,
+            retry_after=retry_after,
+            seed=seed,
+            procedures_csv=procedures_csv,
+            agencies_csv=agencies_csv,
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     serve(config)

@@ -51,12 +51,17 @@ class Daemon:
             pull=pull.run,
             push=push_run,
             reconcile=reconcile.run,
-            housekeeping=lambda: housekeeping(app.store, app.clock,
-                                              retention_days=settings.state.retention_days),
+            housekeeping=lambda: housekeeping(
+                app.store, app.clock, retention_days=settings.state.retention_days
+            ),
         )
         scheduler.start()
-        log.info("connector running", source=settings.source.name,
-                 portal=settings.portal.base_url, profile=settings.portal.profile)
+        log.info(
+            "connector running",
+            source=settings.source.name,
+            portal=settings.portal.base_url,
+            profile=settings.portal.profile,
+        )
         try:
             await self.stopping.wait()
         finally:
@@ -78,8 +83,11 @@ class Daemon:
         token = self.app.settings.status_token()
         loopback = cfg.host in ("127.0.0.1", "::1", "localhost")
         status_app = create_status_app(
-            snapshot=self.app.snapshot, metrics=self.app.metrics, ready=self.app.ready,
-            token=token.get_secret_value() if token else None, require_token=not loopback,
+            snapshot=self.app.snapshot,
+            metrics=self.app.metrics,
+            ready=self.app.ready,
+            token=token.get_secret_value() if token else None,
+            require_token=not loopback,
         )
         self.status = StatusServer(status_app, cfg.host, cfg.port)
         await self.status.start()
@@ -119,7 +127,12 @@ def run_once(app: App) -> dict[str, object]:
             settled = await push.drain(max_seconds=300.0)
         finally:
             await app.portal.aclose()
-        return {"pulled": pulled.records, "queued": pulled.queued, "invalid": pulled.invalid,
-                "settled": settled, "push": app.health.push.as_dict()["state"]}
+        return {
+            "pulled": pulled.records,
+            "queued": pulled.queued,
+            "invalid": pulled.invalid,
+            "settled": settled,
+            "push": app.health.push.as_dict()["state"],
+        }
 
     return asyncio.run(once())

@@ -217,6 +217,20 @@ class Store(Protocol):
         """Drop acknowledged and superseded rows older than `before`; returns how many."""
         ...
 
+    def blocked_steps(self) -> int:
+        """Pending steps waiting for their dossier's header to be acknowledged."""
+        ...
+
+    def oldest_pending_age(self, now: float) -> float | None: ...
+
+    def stats_by_code(self, limit: int = 10) -> list[tuple[str, int]]:
+        """Dead letters grouped by the portal's (or 'invalid') code, largest first."""
+        ...
+
+    def dossier_history(self, dossier: str) -> list[OutboxItem]:
+        """Every outbox row of one dossier, oldest first."""
+        ...
+
     def close(self) -> None: ...
 
 

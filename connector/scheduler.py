@@ -45,20 +45,42 @@ class Scheduler:
     ) -> None:
         now = datetime.now(UTC)
         self._every("pull", pull, schedule.pull_seconds, first=now, executor="default")
-        self._every("push", self._tracked(push), schedule.push_seconds, first=now,
-                    executor="asyncio")
-        self._every("reconcile", reconcile, schedule.reconcile_seconds,
-                    first=now + timedelta(seconds=min(30.0, schedule.reconcile_seconds)),
-                    executor="asyncio")
-        self._every("housekeeping", housekeeping, schedule.housekeeping_seconds,
-                    first=now + timedelta(seconds=60), executor="default")
+        self._every(
+            "push", self._tracked(push), schedule.push_seconds, first=now, executor="asyncio"
+        )
+        self._every(
+            "reconcile",
+            reconcile,
+            schedule.reconcile_seconds,
+            first=now + timedelta(seconds=min(30.0, schedule.reconcile_seconds)),
+            executor="asyncio",
+        )
+        self._every(
+            "housekeeping",
+            housekeeping,
+            schedule.housekeeping_seconds,
+            first=now + timedelta(seconds=60),
+            executor="default",
+        )
 
     def _every(
-        self, name: str, func: Callable[[], Any], seconds: float, *, first: datetime,
+        self,
+        name: str,
+        func: Callable[[], Any],
+        seconds: float,
+        *,
+        first: datetime,
         executor: str,
     ) -> None:
-        self._aps.add_job(func, "interval", seconds=seconds, id=name, name=name,
-                          next_run_time=first, executor=executor)
+        self._aps.add_job(
+            func,
+            "interval",
+            seconds=seconds,
+            id=name,
+            name=name,
+            next_run_time=first,
+            executor=executor,
+        )
 
     def _tracked(self, push: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:

@@ -191,12 +191,16 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         url = raw.get(section, {}).get("url")
         if isinstance(url, str):
             raw[section]["url"] = resolve_sqlite_url(url, base)
-    for section, sub in (("portal", "password"), ("state", "password"), ("source", "password"),
-                         ("status", "token")):
+    for section, sub in (
+        ("portal", "password"),
+        ("state", "password"),
+        ("source", "password"),
+        ("status", "token"),
+    ):
         ref = raw.get(section, {}).get(sub)
-        if isinstance(ref, dict) and isinstance(ref.get("file"), str):
-            if not Path(ref["file"]).is_absolute():
-                ref["file"] = str(base / ref["file"])
+        file = ref.get("file") if isinstance(ref, dict) else None
+        if isinstance(file, str) and not Path(file).is_absolute():
+            ref["file"] = str(base / file)
     tls = raw.get("portal", {}).get("tls", {})
     for key in ("ca_bundle", "client_cert", "client_key"):
         if isinstance(tls.get(key), str) and not Path(tls[key]).is_absolute():
@@ -208,7 +212,7 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
     """`sqlite:///var/x.db` is relative to `base`; `sqlite:////abs/x.db` stays absolute."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str((base / url[len(prefix):]).resolve())
+        return prefix + str((base / url[len(prefix) :]).resolve())
     return url
 
 

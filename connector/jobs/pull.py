@@ -124,6 +124,8 @@ class PullJob:
             for item in mapped:
                 if not item.ok:
                     log.warning(
-                        "record refused", source=item.source_ref, key=item.key,
+                        "record refused",
+                        source=item.source_ref,
+                        key=item.key,
                         reason=item.reason(),
                     )

@@ -127,8 +127,9 @@ class PushJob:
         keys = [i.key for i in items]
         digest = combined_hash(i.content_hash for i in items)
         now = self._clock.now()
-        await self._audit(AuditEvent(at=now, action="send", service=service, keys=keys,
-                                     payload_hash=digest))
+        await self._audit(
+            AuditEvent(at=now, action="send", service=service, keys=keys, payload_hash=digest)
+        )
         started = time.perf_counter()
         try:
             reply = await call([i.payload for i in items])
@@ -136,9 +137,16 @@ class PushJob:
             await self._transient(kind, items, exc, digest)
             return
         except PortalRefused as exc:
-            await self._audit(AuditEvent(at=self._clock.now(), action="reply", service=service,
-                                         keys=keys, payload_hash=digest,
-                                         outcome=f"refused: {exc}"))
+            await self._audit(
+                AuditEvent(
+                    at=self._clock.now(),
+                    action="reply",
+                    service=service,
+                    keys=keys,
+                    payload_hash=digest,
+                    outcome=f"refused: {exc}",
+                )
+            )
             self._metrics.calls.labels(service, "refused").inc()
             raise
         self._metrics.call_seconds.labels(service).observe(time.perf_counter() - started)
@@ -156,10 +164,16 @@ class PushJob:
         repair: bool,
     ) -> None:
         verdicts = delivery.judge(reply, batch_size=len(items))
-        await self._audit(AuditEvent(
-            at=self._clock.now(), action="reply", service=SERVICE[kind],
-            keys=[i.key for i in items], payload_hash=digest, outcome=_summary(verdicts),
-        ))
+        await self._audit(
+            AuditEvent(
+                at=self._clock.now(),
+                action="reply",
+                service=SERVICE[kind],
+                keys=[i.key for i in items],
+                payload_hash=digest,
+                outcome=_summary(verdicts),
+            )
+        )
         if verdicts and verdicts[0][0] == Verdict.SPLIT:
             for half in delivery.halves(items):
                 await self._deliver(kind, half, call, repair=repair)
@@ -173,7 +187,9 @@ class PushJob:
             elif verdict == Verdict.REPAIR and repair and kind == Kind.HEADER:
                 to_repair.append(item)
             elif verdict == Verdict.REPAIR:
-                settlements.append(self._retry(item, now, None, f"{outcome.code} {outcome.message}"))
+                settlements.append(
+                    self._retry(item, now, None, f"{outcome.code} {outcome.message}")
+                )
             else:
                 settlements.append(self._final(item, State.REJECTED, outcome))
         await self._db(self._store.settle, settlements, now=now)
@@ -193,8 +209,9 @@ class PushJob:
                 retry = self._retry(item, now, exc.retry_after, f"lookup failed: {exc.reason}")
                 await self._db(self._store.settle, [retry], now=now)
                 continue
-            await self._db(self._store.set_known, item.dossier, view is not None,
-                           now=self._clock.now())
+            await self._db(
+                self._store.set_known, item.dossier, view is not None, now=self._clock.now()
+            )
             (held if view is not None else fresh).append(item)
             log.info("isUpdating repaired", dossier=item.dossier, held=view is not None)
         for updating, group in ((True, held), (False, fresh)):
@@ -207,32 +224,56 @@ class PushJob:
         now = self._clock.now()
         settlements = [self._retry(i, now, exc.retry_after, exc.reason) for i in items]
         await self._db(self._store.settle, settlements, now=now)
-        await self._audit(AuditEvent(at=now, action="reply", service=SERVICE[kind],
-                                     keys=[i.key for i in items], payload_hash=digest,
-                                     outcome=f"transient: {exc.reason}"))
+        await self._audit(
+            AuditEvent(
+                at=now,
+                action="reply",
+                service=SERVICE[kind],
+                keys=[i.key for i in items],
+                payload_hash=digest,
+                outcome=f"transient: {exc.reason}",
+            )
+        )
         self._metrics.calls.labels(SERVICE[kind], "transient").inc()
         self._count(kind, settlements)
         self._health.push.failed(now, f"portal unavailable: {exc.reason}", state="retrying")
-        log.warning("portal call failed, will retry", service=SERVICE[kind], items=len(items),
-                    reason=exc.reason, retry_after=exc.retry_after)
+        log.warning(
+            "portal call failed, will retry",
+            service=SERVICE[kind],
+            items=len(items),
+            reason=exc.reason,
+            retry_after=exc.retry_after,
+        )
 
     def _retry(
         self, item: OutboxItem, now: float, retry_after: float | None, reason: str
     ) -> Settlement:
         decision = delivery.after_transient(
-            self._policy, attempts=item.attempts + 1, created_at=item.created_at, now=now,
-            retry_after=retry_after, jitter=self._rng.random(),
+            self._policy,
+            attempts=item.attempts + 1,
+            created_at=item.created_at,
+            now=now,
+            retry_after=retry_after,
+            jitter=self._rng.random(),
         )
         if isinstance(decision, delivery.Park):
-            return Settlement(item_id=item.id, state=State.PARKED, code="parked",
-                              message=f"{decision.reason}; last error: {reason}")
-        return Settlement(item_id=item.id, state=State.PENDING, code="transient",
-                          message=reason, next_attempt_at=decision.at)
+            return Settlement(
+                item_id=item.id,
+                state=State.PARKED,
+                code="parked",
+                message=f"{decision.reason}; last error: {reason}",
+            )
+        return Settlement(
+            item_id=item.id,
+            state=State.PENDING,
+            code="transient",
+            message=reason,
+            next_attempt_at=decision.at,
+        )
 
     @staticmethod
     def _final(item: OutboxItem, state: State, outcome: Outcome) -> Settlement:
-        return Settlement(item_id=item.id, state=state, code=outcome.code,
-                          message=outcome.message)
+        return Settlement(item_id=item.id, state=state, code=outcome.code, message=outcome.message)
 
     def _refused(self, reason: str) -> None:
         now = self._clock.now()
@@ -240,8 +281,7 @@ class PushJob:
         wait = min(900.0, self._refused_backoff * 2 ** (self._refusals - 1))
         self._refused_until = now + wait
         self._health.push.failed(now, f"portal refused the connector: {reason}", state="refused")
-        log.error("portal refused the connector; items stay queued", reason=reason,
-                  retry_in_s=wait)
+        log.error("portal refused the connector; items stay queued", reason=reason, retry_in_s=wait)
 
     def _count(self, kind: Kind, settlements: list[Settlement]) -> None:
         for s in settlements:
@@ -251,8 +291,14 @@ class PushJob:
             self._metrics.sent.labels(kind.value, outcome).inc()
             if s.state in (State.REJECTED, State.PARKED):
                 self._metrics.dead.labels(kind.value, s.state.value).inc()
-                log.warning("item dead-lettered", kind=kind.value, item=s.item_id,
-                            state=s.state.value, code=s.code, message=s.message)
+                log.warning(
+                    "item dead-lettered",
+                    kind=kind.value,
+                    item=s.item_id,
+                    state=s.state.value,
+                    code=s.code,
+                    message=s.message,
+                )
 
     async def _audit(self, event: AuditEvent) -> None:
         await self._db(self._store.audit, [event])

@@ -87,7 +87,13 @@ def retry_dead(
             results.append(RetryResult(item_id=item_id, action="cannot re-read"))
         else:
             store.supersede([item_id], now=clock.now())
-            resync(source=source, mapping=mapping, store=store, clock=clock,
-                   selection=Selection(dossier=item.dossier), force=False)
+            resync(
+                source=source,
+                mapping=mapping,
+                store=store,
+                clock=clock,
+                selection=Selection(dossier=item.dossier),
+                force=False,
+            )
             results.append(RetryResult(item_id=item_id, action="re-read"))
     return results

@@ -43,19 +43,10 @@ class FaultSettings:
 
     def changed(self, changes: Mapping[str, Any]) -> FaultSettings:
         """A copy with `changes` applied; unknown names and bad values raise ValueError."""
-        known = {f.name: f.type for f in fields(self)}
-        unknown = set(changes) - set(known)
+        unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise ValueError(f"unknown fault setting(s): {sorted(unknown)}")
-        values = dict(changes)
-        if "faults" in values:
-            values["faults"] = _kinds(values["faults"])
-        for name in ("fault_rate", "stall_seconds", "slow_seconds", "retry_after"):
-            if name in values:
-                values[name] = _number(name, values[name])
-        if "reset_after_apply" in values and not isinstance(values["reset_after_apply"], bool):
-            raise ValueError("reset_after_apply must be true or false")
-        return replace(self, **values)
+        return replace(self, **{name: _coerce(name, value) for name, value in changes.items()})
 
     def as_dict(self) -> dict[str, Any]:
         """The settings in JSON form (for the admin endpoint's reply)."""
@@ -92,13 +83,16 @@ class FaultPlan:
         return self._rng.choice(self.settings.faults)
 
 
-def _kinds(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ValueError("faults must be a list of fault kinds")
-    return tuple(value)
-
-
-def _number(name: str, value: Any) -> float:
+def _coerce(name: str, value: Any) -> Any:
+    """A JSON value as the setting's type; the dataclass then checks its range."""
+    if name == "faults":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("faults must be a list of fault kinds")
+        return tuple(value)
+    if name == "reset_after_apply":
+        if not isinstance(value, bool):
+            raise ValueError("reset_after_apply must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number")
     return float(value)

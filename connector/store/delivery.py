@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, func, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, update
 
 from connector.core.records import Kind, State
 from connector.ports import OutboxItem, Settlement
-from connector.store.engine import upsert
+from connector.store.engine import among, upsert
 from connector.store.rows import chunks, to_item
 from connector.store.schema import known, outbox
 
@@ -22,61 +22,82 @@ _SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
 
 
 def claim(conn: Connection, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
-    """Due pending items of `kind`, marked in flight (see `Store.claim`)."""
-    items = (
-        _claim_headers(conn, limit, now) if kind is Kind.HEADER else _claim_steps(conn, limit, now)
-    )
+    """Due pending items of `kind`, marked in flight (see `Store.claim`).
+
+    Items go in order of due time, then of arrival: the due-time index serves that order
+    without sorting, however long the backlog.
+    """
+    if kind is Kind.HEADER:
+        items = _claim_headers(conn, limit, now)
+    else:
+        items = _claim_steps(conn, limit, now)
     for part in chunks([item.id for item in items]):
         conn.execute(
             update(outbox)
-            .where(outbox.c.id.in_(part))
+            .where(among(conn, outbox.c.id, part))
             .values(state=State.IN_FLIGHT.value, updated_at=now)
         )
+    if kind is Kind.HEADER:
+        _retire_older_versions(conn, [item.key for item in items], now)
     return items
 
 
-def _due_step(now: float) -> ColumnElement[bool]:
-    return and_(
-        outbox.c.state == State.PENDING.value,
-        outbox.c.kind == Kind.STEP.value,
-        outbox.c.next_attempt_at <= now,
+def _pending(kind: Kind) -> ColumnElement[bool]:
+    return and_(outbox.c.state == State.PENDING.value, outbox.c.kind == kind.value)
+
+
+def _oldest_due(kind: Kind, limit: int, now: float) -> Select[Any]:
+    return (
+        select(outbox)
+        .where(_pending(kind), outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
     )
 
 
 def _claim_headers(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
-    """The newest pending version of each dossier, if due; older pending versions retire.
+    """Due headers, each replaced by the newest pending version of its dossier.
 
-    Older versions can only be pending after an operator requeued one; sending them after
-    the newer one would roll the portal's copy back.
+    Two pending versions of one dossier only exist after an operator requeued an old one;
+    sending it after the newer one would roll the portal's copy back.
     """
-    pending = and_(outbox.c.state == State.PENDING.value, outbox.c.kind == Kind.HEADER.value)
-    newest = select(func.max(outbox.c.id)).where(pending).group_by(outbox.c.key)
-    query = (
-        select(outbox)
-        .where(outbox.c.id.in_(newest), outbox.c.next_attempt_at <= now)
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    rows = conn.execute(query).all()
-    for part in chunks(rows):
+    rows = list(conn.execute(_oldest_due(Kind.HEADER, limit, now)))
+    newest = _newest_pending(conn, {row.key for row in rows})
+    fresh = [row for row in rows if newest[row.key] == row.id]
+    if len(fresh) < len(rows):
+        wanted = {newest[row.key] for row in rows} - {row.id for row in fresh}
+        query = select(outbox).where(
+            among(conn, outbox.c.id, sorted(wanted)), outbox.c.next_attempt_at <= now
+        )
+        fresh = sorted([*fresh, *conn.execute(query)], key=lambda r: (r.next_attempt_at, r.id))
+    held = known_among(conn, {row.dossier for row in fresh})
+    return [to_item(row, updating=row.dossier in held) for row in fresh]
+
+
+def _newest_pending(conn: Connection, keys: set[str]) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for part in chunks(sorted(keys)):
+        query = (
+            select(outbox.c.key, func.max(outbox.c.id))
+            .where(_pending(Kind.HEADER), among(conn, outbox.c.key, part))
+            .group_by(outbox.c.key)
+        )
+        newest.update({key: row_id for key, row_id in conn.execute(query)})
+    return newest
+
+
+def _retire_older_versions(conn: Connection, keys: Sequence[str], now: float) -> None:
+    """Once the newest version of a dossier is in flight, older pending ones are moot."""
+    for part in chunks(sorted(set(keys))):
         conn.execute(
             update(outbox)
-            .where(pending, outbox.c.key.in_([r.key for r in part]))
-            .where(outbox.c.id.not_in([r.id for r in part]))
+            .where(_pending(Kind.HEADER), among(conn, outbox.c.key, part))
             .values(state=State.SUPERSEDED.value, updated_at=now)
         )
-    held = known_among(conn, {row.dossier for row in rows})
-    return [to_item(row, updating=row.dossier in held) for row in rows]
 
 
 def _claim_steps(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
-    query = (
-        select(outbox)
-        .join(known, known.c.dossier == outbox.c.dossier)
-        .where(_due_step(now))
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
+    query = _oldest_due(Kind.STEP, limit, now).join(known, known.c.dossier == outbox.c.dossier)
     items = [to_item(row) for row in conn.execute(query)]
     return sorted(items, key=lambda item: (item.dossier, item.event_time, item.id))
 
@@ -85,7 +106,9 @@ def known_among(conn: Connection, dossiers: set[str]) -> set[str]:
     """Which of `dossiers` the portal is known to hold."""
     found: set[str] = set()
     for part in chunks(sorted(dossiers)):
-        found.update(conn.scalars(select(known.c.dossier).where(known.c.dossier.in_(part))))
+        found.update(
+            conn.scalars(select(known.c.dossier).where(among(conn, known.c.dossier, part)))
+        )
     return found
 
 
@@ -152,7 +175,7 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
     for part in chunks(sorted(acked_ids)):
         query = (
             select(outbox.c.dossier, outbox.c.content_hash)
-            .where(outbox.c.id.in_(part), outbox.c.kind == Kind.HEADER.value)
+            .where(among(conn, outbox.c.id, part), outbox.c.kind == Kind.HEADER.value)
             .order_by(outbox.c.id)
         )
         for dossier, digest in conn.execute(query):

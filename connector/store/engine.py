@@ -8,13 +8,29 @@ write would fail with "database is locked" instead of waiting for each other.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    Table,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 #: Execution option marking a connection whose transaction only reads (plain `BEGIN`).
 READ_ONLY = "connector_read_only"
@@ -55,12 +71,13 @@ def _sqlite_engine(url: URL) -> Engine:
         engine = create_engine(
             url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
         )
-    event.listen(engine, "connect", _sqlite_on_connect if not memory else _sqlite_memory_connect)
+    event.listen(engine, "connect", _sqlite_session if memory else _sqlite_file_session)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def _sqlite_memory_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+def _sqlite_session(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """Hand BEGIN to `_sqlite_begin` (the driver's own would be deferred) and set pragmas."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in _SQLITE_PRAGMAS:
@@ -68,8 +85,9 @@ def _sqlite_memory_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) 
     cursor.close()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    _sqlite_memory_connect(dbapi_connection, record)
+def _sqlite_file_session(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """WAL lets readers (the status page) run beside the one writer."""
+    _sqlite_session(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
@@ -91,3 +109,41 @@ def upsert(conn: Connection, table: Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     raise NotImplementedError(f"state store: no upsert for the {dialect} dialect")
+
+
+def among(conn: Connection, column: ColumnElement[Any], values: Sequence[str | int]) -> Any:
+    """`column IN values` bound as ONE parameter, so long lists cost no per-value compiling.
+
+    SQLite reads the list from a JSON array (`json_each`), PostgreSQL from an array
+    (`= ANY`); both still search the column's index value by value.
+    """
+    if conn.dialect.name == "sqlite":
+        data = orjson.dumps(list(values)).decode("utf-8")
+        each = func.json_each(bindparam(None, data, type_=String)).table_valued("value")
+        return column.in_(select(each.c.value))
+    if conn.dialect.name == "postgresql":
+        array = postgresql.ARRAY(column.type)
+        return column == any_(bindparam(None, list(values), type_=array))
+    return column.in_(values)
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A multi-row INSERT sent straight to the driver's executemany.
+
+    The statement is still compiled from Core for the connection's dialect; only the
+    per-row parameter processing, the costliest part on the ingest path, is skipped.
+    Values must already be what the driver takes (str, int, float, bytes).
+    """
+    compiled = _compiled_insert(conn.dialect, table, tuple(rows[0]))
+    order = compiled.positiontup
+    if order is None:
+        conn.exec_driver_sql(str(compiled), [dict(row) for row in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), [tuple(row[name] for name in order) for row in rows])
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> SQLCompiler:
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+    assert isinstance(compiled, SQLCompiler)
+    return compiled

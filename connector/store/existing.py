@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Row, select, union_all
 
 from connector.core.records import Kind, Mapped, State
+from connector.store.engine import among
 from connector.store.rows import chunks
 from connector.store.schema import known, outbox
 
@@ -82,8 +83,8 @@ def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]
         outbox.c.last_message,
     )
     alive = (outbox.c.kind == kind.value, outbox.c.state != _GONE)
-    by_key = select(*columns).where(*alive, outbox.c.key.in_(keys))
-    by_ref = select(*columns).where(*alive, outbox.c.source_ref.in_(refs))
+    by_key = select(*columns).where(*alive, among(conn, outbox.c.key, sorted(keys)))
+    by_ref = select(*columns).where(*alive, among(conn, outbox.c.source_ref, sorted(refs)))
     found: dict[int, _Found] = {row[0]: row for row in conn.execute(union_all(by_key, by_ref))}
     return [found[row_id] for row_id in sorted(found)]
 
@@ -91,6 +92,8 @@ def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]
 def _known_hashes(conn: Connection, dossiers: set[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for part in chunks(sorted(dossiers)):
-        query = select(known.c.dossier, known.c.acked_hash).where(known.c.dossier.in_(part))
+        query = select(known.c.dossier, known.c.acked_hash).where(
+            among(conn, known.c.dossier, part)
+        )
         found.update({dossier: digest for dossier, digest in conn.execute(query)})
     return found

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, update
 
 from connector.core.records import Kind, Mapped, State
 from connector.ports import IngestResult
+from connector.store.engine import among, insert_many
 from connector.store.existing import Seen
 from connector.store.rows import chunks, new_row
 from connector.store.schema import outbox
@@ -127,7 +128,9 @@ def apply(conn: Connection, plan: Plan, *, now: float) -> None:
     """Retire the rows the plan replaces, then insert its rows in one executemany."""
     for part in chunks(sorted(plan.retire)):
         conn.execute(
-            update(outbox).where(outbox.c.id.in_(part)).values(state=_SUPERSEDED, updated_at=now)
+            update(outbox)
+            .where(among(conn, outbox.c.id, part))
+            .values(state=_SUPERSEDED, updated_at=now)
         )
     if plan.rows:
-        conn.execute(outbox.insert(), plan.rows)
+        insert_many(conn, outbox, plan.rows)

@@ -15,6 +15,7 @@ from connector.errors import StoreError
 from connector.ports import Settlement, Store
 from connector.store import SqlStore
 from connector.store import ingest as ingest_module
+from connector.store.rows import new_row
 from connector.store.schema import metadata
 
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
@@ -44,6 +45,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     opened = factory(tmp_path)
     yield opened
     opened.close()
+
+
+def test_sql_store_satisfies_the_port() -> None:
+    """SqlStore is a `Store` (checked by mypy) and opens on a bare memory URL."""
+    store: Store = SqlStore.open("sqlite://")
+    assert store.counts() == {}
+    store.close()
 
 
 def header(dossier: str, status: str = "1", **extra: Any) -> Mapped:
@@ -214,10 +222,9 @@ def test_cursor_moves_with_ingest(store: Store) -> None:
 def test_failed_ingest_changes_nothing(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """When a row cannot be written, neither the page nor its cursor is stored."""
     store.ingest("dossiers", [header("D0")], ("c", 1), now=T0)
-    real = ingest_module.new_row
 
     def poisoned(item: Mapped, state: State, *, now: float) -> dict[str, Any]:
-        row = real(item, state, now=now)
+        row = new_row(item, state, now=now)
         return {**row, "dossier": None} if item.key == "BAD" else row
 
     monkeypatch.setattr(ingest_module, "new_row", poisoned)
@@ -269,7 +276,7 @@ def test_claim_sends_only_the_newest_header_version(store: Store) -> None:
     assert states(store, "D1") == [State.SUPERSEDED, State.IN_FLIGHT]
 
 
-def test_steps_wait_for_their_dossier(store: Store) -> None:
+def test_steps_wait_for_their_dossier(store: SqlStore) -> None:
     """Steps are claimed only once their dossier's header was acknowledged."""
     store.ingest("dossiers", [header("D1"), step("D1", "20260101080000")], None, now=T0)
     assert store.claim(Kind.STEP, 10, now=T0) == []
@@ -416,7 +423,7 @@ def test_next_due_ignores_blocked_steps(store: Store) -> None:
     assert store.next_due() == T0
 
 
-def test_counts_and_reports(store: Store) -> None:
+def test_counts_and_reports(store: SqlStore) -> None:
     """Counts, filters, history, ages and dead-letter statistics describe the outbox."""
     store.ingest("dossiers", [header("D1"), step("D1", "20260101000000")], None, now=T0)
     store.ingest("dossiers", [broken(header("D2")), broken(header("D3"))], None, now=T0 + 5)

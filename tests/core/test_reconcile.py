@@ -5,8 +5,12 @@ from __future__ import annotations
 from connector.core.reconcile import Drift, compare
 from connector.core.records import PortalView
 
-SENT = {"MaHoSo": "X", "TrangThaiHoSo": "4", "NgayTiepNhan": "20261120080000",
-        "NgayHenTra": "20261130170000"}
+SENT = {
+    "MaHoSo": "X",
+    "TrangThaiHoSo": "4",
+    "NgayTiepNhan": "20261120080000",
+    "NgayHenTra": "20261130170000",
+}
 
 
 def test_agreement_has_no_findings() -> None:

@@ -33,8 +33,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2,
-               what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -86,43 +87,73 @@ class Stack:
 
     def write_config(self, **overrides: str) -> Path:
         body = CONFIG_TEMPLATE.format(
-            state=self.state_db, demo=self.demo_db, mapping=self.mapping,
-            sandbox=self.sandbox_url, status_port=self.status_port,
-            header_batch=self.header_batch, step_batch=self.step_batch,
+            state=self.state_db,
+            demo=self.demo_db,
+            mapping=self.mapping,
+            sandbox=self.sandbox_url,
+            status_port=self.status_port,
+            header_batch=self.header_batch,
+            step_batch=self.step_batch,
         )
         for key, value in overrides.items():
             body = body.replace(f"{key} = ", f"{key} = {value}  # ", 1)
         self.config.write_text(body, encoding="utf-8")
         return self.config
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "connector", *args], capture_output=True, text=True,
-            env=self.env(), timeout=timeout, cwd=self.tmp,
+            [sys.executable, "-m", "connector", *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            cwd=self.tmp,
         )
         if check and proc.returncode != 0:
-            raise AssertionError(f"connector {' '.join(args)} failed ({proc.returncode}):\n"
-                                 f"{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"connector {' '.join(args)} failed ({proc.returncode}):\n"
+                f"{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def start_sandbox(self, *extra: str) -> subprocess.Popen[bytes]:
         crosswalks = self.mapping.parent / "demo"
-        cmd = [sys.executable, "-m", "connector", "sandbox", "--port", str(self.sandbox_port),
-               "--db", str(self.sandbox_db), "--username", "demo", "--dstcode", "TEST-DST",
-               "--procedures-csv", str(crosswalks / "procedures.csv"),
-               "--agencies-csv", str(crosswalks / "agencies.csv"), *self.sandbox_args, *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "connector",
+            "sandbox",
+            "--port",
+            str(self.sandbox_port),
+            "--db",
+            str(self.sandbox_db),
+            "--username",
+            "demo",
+            "--dstcode",
+            "TEST-DST",
+            "--procedures-csv",
+            str(crosswalks / "procedures.csv"),
+            "--agencies-csv",
+            str(crosswalks / "agencies.csv"),
+            *self.sandbox_args,
+            *extra,
+        ]
         proc = self._spawn(cmd, "sandbox")
         wait_until(lambda: _listening(self.sandbox_port), timeout=20, what="sandbox to listen")
         return proc
 
     def start_daemon(self) -> subprocess.Popen[bytes]:
-        return self._spawn([sys.executable, "-m", "connector", "run", "--config",
-                            str(self.config)], "daemon")
+        return self._spawn(
+            [sys.executable, "-m", "connector", "run", "--config", str(self.config)], "daemon"
+        )
 
     def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(),
-                                cwd=self.tmp)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.tmp
+        )
         self.procs.append(proc)
         return proc
 
@@ -141,8 +172,9 @@ class Stack:
                 proc.wait(timeout=5)
 
     def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.sandbox_url}/_sandbox/stats", timeout=5,
-                                         trust_env=False).json()
+        data: dict[str, Any] = httpx.get(
+            f"{self.sandbox_url}/_sandbox/stats", timeout=5, trust_env=False
+        ).json()
         return data
 
     def status(self) -> dict[str, Any] | None:
@@ -229,8 +261,9 @@ def expected_from_demo(demo_db: Path, mapping: Path = MAPPING) -> Expected:
         crosswalk = {row["local_code"] for row in csv.DictReader(f)}
     db = sqlite3.connect(demo_db)
     try:
-        rows = db.execute("SELECT id, dossier_no, procedure_code, due_at, received_at, status "
-                          "FROM dossiers").fetchall()
+        rows = db.execute(
+            "SELECT id, dossier_no, procedure_code, due_at, received_at, status FROM dossiers"
+        ).fetchall()
         valid_ids = {r[0]: r[1] for r in rows if r[2] in crosswalk and r[3] and r[4]}
         invalid = frozenset(r[1] for r in rows if r[0] not in valid_ids)
         steps = frozenset(
@@ -241,8 +274,9 @@ def expected_from_demo(demo_db: Path, mapping: Path = MAPPING) -> Expected:
         status_of = {r[1]: codes[r[5]] for r in rows if r[0] in valid_ids}
     finally:
         db.close()
-    return Expected(dossiers=frozenset(valid_ids.values()), invalid=invalid, steps=steps,
-                    status_of=status_of)
+    return Expected(
+        dossiers=frozenset(valid_ids.values()), invalid=invalid, steps=steps, status_of=status_of
+    )
 
 
 def _vn14(value: str) -> str:
@@ -260,7 +294,9 @@ def held_by_sandbox(sandbox_db: Path) -> Held:
 
     db = sqlite3.connect(f"file:{sandbox_db}?mode=ro", uri=True)
     try:
-        dossiers = {m: orjson.loads(p) for m, p in db.execute("SELECT ma_ho_so, payload FROM dossiers")}
+        dossiers = {
+            m: orjson.loads(p) for m, p in db.execute("SELECT ma_ho_so, payload FROM dossiers")
+        }
         steps = [tuple(r) for r in db.execute("SELECT ma_ho_so, thoi_diem, trang_thai FROM steps")]
     finally:
         db.close()
@@ -271,9 +307,12 @@ def dead_letters(state_db: Path) -> dict[str, str]:
     """Dead letters in the state store: key → reason."""
     db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True)
     try:
-        return dict(db.execute(
-            "SELECT dossier, last_message FROM outbox WHERE state IN ('invalid','rejected','parked')"
-        ).fetchall())
+        return dict(
+            db.execute(
+                "SELECT dossier, last_message FROM outbox"
+                " WHERE state IN ('invalid', 'rejected', 'parked')"
+            ).fetchall()
+        )
     finally:
         db.close()
 

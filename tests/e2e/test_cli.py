@@ -22,8 +22,9 @@ def delivered(stack: Stack) -> Stack:
 def test_outbox_lists_dead_letters_with_reasons(delivered: Stack) -> None:
     """`outbox list` shows every invalid record with the field that stopped it."""
     expected = expected_from_demo(delivered.demo_db)
-    result = delivered.cli("outbox", "list", "--json", "--config", str(delivered.config),
-                           "--limit", "500")
+    result = delivered.cli(
+        "outbox", "list", "--json", "--config", str(delivered.config), "--limit", "500"
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert {r["dossier"] for r in rows} == set(expected.invalid)
     for row in rows:
@@ -36,8 +37,9 @@ def test_mapping_preview_prints_the_exact_payload(delivered: Stack) -> None:
     held = held_by_sandbox(delivered.sandbox_db)
     dossier = sorted(held.dossiers)[0]
     before = delivered.stats()["requests"]
-    result = delivered.cli("mapping", "preview", "--dossier", dossier, "--config",
-                           str(delivered.config))
+    result = delivered.cli(
+        "mapping", "preview", "--dossier", dossier, "--config", str(delivered.config)
+    )
     assert "DongBoHoSoMC" in result.stdout and "CapNhatTienDoHoSoMC" in result.stdout
     assert f'"MaHoSo": "{dossier}"' in result.stdout
     assert delivered.stats()["requests"] == before
@@ -54,8 +56,9 @@ def test_resync_dry_run_queues_nothing(delivered: Stack) -> None:
     held = held_by_sandbox(delivered.sandbox_db)
     dossier = sorted(held.dossiers)[0]
     before = delivered.cli("status", "--json", "--config", str(delivered.config)).stdout
-    result = delivered.cli("resync", "--dossier", dossier, "--dry-run", "--config",
-                           str(delivered.config))
+    result = delivered.cli(
+        "resync", "--dossier", dossier, "--dry-run", "--config", str(delivered.config)
+    )
     assert "dossiers: read 1, would queue 1" in result.stdout
     after = delivered.cli("status", "--json", "--config", str(delivered.config)).stdout
     assert json.loads(before)["outbox"] == json.loads(after)["outbox"]
@@ -83,12 +86,14 @@ def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
 
     expected = expected_from_demo(delivered.demo_db)
     db = sqlite3.connect(delivered.demo_db)
-    unknown = db.execute("SELECT dossier_no, procedure_code FROM dossiers WHERE due_at IS NOT NULL "
-                         "AND dossier_no IN (%s)" % ",".join("?" * len(expected.invalid)),
-                         sorted(expected.invalid)).fetchall()
+    marks = ",".join("?" * len(expected.invalid))
+    unknown = db.execute(
+        "SELECT dossier_no, procedure_code FROM dossiers WHERE due_at IS NOT NULL "
+        f"AND dossier_no IN ({marks})",
+        sorted(expected.invalid),
+    ).fetchall()
     db.close()
-    if not unknown:
-        pytest.skip("this demo seed has no unknown-procedure record")
+    assert unknown, "the demo seed must contain an unknown-procedure record"
     dossier, local_code = unknown[0]
     # Copy the mapping next to the test and add the missing crosswalk row there.
     mapping_dir = delivered.tmp / "mappings"
@@ -99,13 +104,13 @@ def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
         f.write(f"{local_code},{national},Thủ tục bổ sung,district,G01-XD,Xây dựng,5\n")
     delivered.mapping = mapping_dir / "demo.toml"
     delivered.write_config()
-    listing = delivered.cli("outbox", "list", "--json", "--config", str(delivered.config),
-                            "--limit", "500")
+    listing = delivered.cli(
+        "outbox", "list", "--json", "--config", str(delivered.config), "--limit", "500"
+    )
     rows = [json.loads(line) for line in listing.stdout.splitlines() if line.strip()]
     (item,) = [r for r in rows if r["dossier"] == dossier]
     assert item["state"] == "invalid" and "MaTTHC" in item["last_message"]
-    result = delivered.cli("outbox", "retry", str(item["id"]), "--config",
-                           str(delivered.config))
+    result = delivered.cli("outbox", "retry", str(item["id"]), "--config", str(delivered.config))
     assert "re-read" in result.stdout
     delivered.cli("run", "--once", "--config", str(delivered.config))
     assert dossier in held_by_sandbox(delivered.sandbox_db).dossiers
@@ -113,8 +118,7 @@ def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
 
 def test_bad_config_names_the_key(stack: Stack) -> None:
     """A wrong setting stops the command with exit code 2 and names the key."""
-    stack.config.write_text(stack.config.read_text().replace("page_size = 200",
-                                                             "page_size = -1"))
+    stack.config.write_text(stack.config.read_text().replace("page_size = 200", "page_size = -1"))
     result = stack.cli("status", "--config", str(stack.config), check=False)
     assert result.returncode == 2
     assert "source.page_size" in result.stderr

@@ -27,8 +27,16 @@ def _delivered(stack: Stack, n_dossiers: int, n_steps: int) -> bool:
 
 
 def _drained(stack: Stack) -> bool:
-    states = outbox_states(stack.state_db)
-    return states.get("pending", 0) == 0 and states.get("in_flight", 0) == 0
+    """Nothing pending or in flight but the steps of invalid dossiers, which wait for a fix."""
+    import sqlite3
+
+    invalid = expected_from_demo(stack.demo_db).invalid
+    db = sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT kind, dossier FROM outbox WHERE state IN ('pending','in_flight')")
+        return all(kind == "step" and dossier in invalid for kind, dossier in rows)
+    finally:
+        db.close()
 
 
 def assert_exactly_once(stack: Stack) -> None:
@@ -53,8 +61,11 @@ def test_daemon_delivers_every_valid_record_once(stack: Stack) -> None:
     assert expected.invalid, "the demo must contain deliberately invalid records"
     stack.start_sandbox()
     daemon = stack.start_daemon()
-    wait_until(lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-               timeout=120, what="the sandbox to hold the demo")
+    wait_until(
+        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
+        timeout=120,
+        what="the sandbox to hold the demo",
+    )
     wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
     assert_exactly_once(stack)
     stats = stack.stats()
@@ -71,8 +82,11 @@ def test_status_endpoint_reports_the_pipeline(stack: Stack) -> None:
     expected = expected_from_demo(stack.demo_db)
     stack.start_sandbox()
     stack.start_daemon()
-    wait_until(lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-               timeout=120, what="delivery")
+    wait_until(
+        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
+        timeout=120,
+        what="delivery",
+    )
     wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
 
     def status_settled() -> bool:
@@ -105,15 +119,22 @@ def test_sigkill_during_push_loses_nothing(stack: Stack) -> None:
     kills = 0
     for threshold in (len(expected.dossiers) // 4, len(expected.dossiers) // 2):
         daemon = stack.start_daemon()
-        wait_until(lambda t=threshold: stack.stats()["dossiers"] >= t, timeout=120,
-                   interval=0.05, what=f"{threshold} dossiers")
+        wait_until(
+            lambda t=threshold: stack.stats()["dossiers"] >= t,
+            timeout=120,
+            interval=0.05,
+            what=f"{threshold} dossiers",
+        )
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
         kills += 1
     assert outbox_states(stack.state_db).get("pending", 0) > 0, "killed too late to matter"
     stack.start_daemon()
-    wait_until(lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-               timeout=180, what="delivery after the kills")
+    wait_until(
+        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
+        timeout=180,
+        what="delivery after the kills",
+    )
     wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
     assert_exactly_once(stack)
     stats = stack.stats()
@@ -133,18 +154,29 @@ def _applications(stack: Stack) -> list[tuple[str, str]]:
         db.close()
 
 
+def _queued(stack: Stack) -> int:
+    import sqlite3
+
+    try:
+        return outbox_states(stack.state_db).get("pending", 0)
+    except sqlite3.Error:  # the daemon has not created its store yet
+        return 0
+
+
 def test_portal_outage_then_recovery(stack: Stack) -> None:
     """With the portal down at start, nothing is lost: items wait and go when it returns."""
     expected = expected_from_demo(stack.demo_db)
     daemon = stack.start_daemon()
-    wait_until(lambda: outbox_states(stack.state_db).get("pending", 0) > 0
-               if stack.state_db.exists() else False, timeout=60, what="items queued")
+    wait_until(lambda: _queued(stack) > 0, timeout=60, what="items queued")
     time.sleep(1.0)
     assert daemon.poll() is None
     assert outbox_states(stack.state_db).get("acked", 0) == 0
     stack.start_sandbox()
-    wait_until(lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-               timeout=120, what="delivery after the outage")
+    wait_until(
+        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
+        timeout=120,
+        what="delivery after the outage",
+    )
     wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
     assert_exactly_once(stack)
 

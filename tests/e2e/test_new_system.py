@@ -29,7 +29,7 @@ def test_new_local_system_by_mapping_only(tmp_path: Path) -> None:
     try:
         _start_plain_sandbox(stack)
         result = stack.cli("run", "--once", "--config", str(stack.config))
-        report = json.loads(result.stdout[result.stdout.index("{"):])
+        report = json.loads(result.stdout[result.stdout.index("{") :])
         assert report["invalid"] == 1
         held = held_by_sandbox(stack.sandbox_db)
         assert set(held.dossiers) == set(numbers["valid"])
@@ -51,7 +51,19 @@ def _start_plain_sandbox(stack: Stack) -> None:
 
     from tests.e2e.harness import _listening, wait_until
 
-    cmd = [sys.executable, "-m", "connector", "sandbox", "--port", str(stack.sandbox_port),
-           "--db", str(stack.sandbox_db), "--username", "demo", "--dstcode", "TEST-DST"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "connector",
+        "sandbox",
+        "--port",
+        str(stack.sandbox_port),
+        "--db",
+        str(stack.sandbox_db),
+        "--username",
+        "demo",
+        "--dstcode",
+        "TEST-DST",
+    ]
     stack._spawn(cmd, "sandbox")
     wait_until(lambda: _listening(stack.sandbox_port), timeout=20, what="sandbox")

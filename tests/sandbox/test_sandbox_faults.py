@@ -81,7 +81,13 @@ async def test_an_outage_answers_503_until_it_ends(make_client: ClientFactory) -
 
 async def test_fault_settings_are_validated(portal: PortalClient) -> None:
     """The admin endpoint refuses unknown kinds, rates outside [0, 1] and unknown keys."""
-    for bad in ({"faults": ["boom"]}, {"fault_rate": 1.5}, {"colour": "red"}, {"retry_after": "1"}):
+    for bad in (
+        {"faults": ["boom"]},
+        {"fault_rate": 1.5},
+        {"colour": "red"},
+        {"retry_after": "1"},
+        {"reset_after_apply": 1},
+    ):
         assert (await portal.http.post("/_sandbox/faults", json=bad)).status_code == 400
     assert (await portal.http.post("/_sandbox/outage", json={"seconds": -1})).status_code == 400
     ok = await portal.http.post("/_sandbox/faults", json={"fault_rate": 0.5, "faults": ["429"]})

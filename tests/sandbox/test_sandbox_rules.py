@@ -92,6 +92,8 @@ def test_a_step_needs_its_fields_and_a_known_status() -> None:
         ("20240229235959", True),
         ("20230229000000", False),
         ("20220713246000", False),
+        ("20220700080000", False),
+        ("00000101000000", False),
         ("2022071308000", False),
         ("٢٠٢٢٠٧١٣٠٨٠٠٠٠", False),
     ],
