@@ -64,6 +64,7 @@ def _clear(db_path: Path, *, overwrite: bool) -> None:
         raise FileExistsError(f"{db_path} exists; pass overwrite to replace it")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _write_catalogue(conn: sqlite3.Connection, catalogue: Catalogue) -> None:
