@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, or_, select
 
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.ports import OutboxItem
@@ -95,8 +95,11 @@ def blocked_steps(conn: Connection) -> int:
 
 
 def oldest_pending_age(conn: Connection, now: float) -> float | None:
-    """Seconds since the oldest pending item was queued, None when nothing is pending."""
-    oldest = conn.scalar(select(func.min(outbox.c.created_at)).where(_PENDING))
+    """Seconds since the oldest sendable pending item was queued (steps blocked behind an
+    unacknowledged header are reported apart), None when nothing is pending."""
+    held = exists().where(known.c.dossier == outbox.c.dossier)
+    sendable = or_(outbox.c.kind == Kind.HEADER.value, held)
+    oldest = conn.scalar(select(func.min(outbox.c.created_at)).where(_PENDING, sendable))
     return None if oldest is None else max(0.0, now - oldest)
 
 
