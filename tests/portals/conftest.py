@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import respx
-from portal_fakes import BASE_URL, PASSWORD, FakeClock, FakeSleep, make_settings
+from tests.portals.portal_fakes import BASE_URL, PASSWORD, FakeClock, FakeSleep, make_settings
 from pydantic import SecretStr
 
 from connector.portals.rest import RestPortal

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import respx
-from portal_fakes import TOKEN, body_of, login_ok, ok
+from tests.portals.portal_fakes import TOKEN, body_of, login_ok, ok
 
 from connector.errors import PortalTransient
 from connector.portals.rest import RestPortal

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
+from tests.portals.portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
 
 from connector.core.records import Outcome, OutcomeStatus
 from connector.portals.rest import RestPortal

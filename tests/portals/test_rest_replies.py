@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 import respx
-from portal_fakes import login_ok
+from tests.portals.portal_fakes import login_ok
 
 from connector.errors import PortalTransient
 from connector.portals.rest import RestPortal

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import respx
-from portal_fakes import FakeSleep, login_ok, ok
+from tests.portals.portal_fakes import FakeSleep, login_ok, ok
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from portal_fakes import PASSWORD, FakeClock, body_of, login_ok, ok
+from tests.portals.portal_fakes import PASSWORD, FakeClock, body_of, login_ok, ok
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from portal_fakes import make_settings
+from tests.portals.portal_fakes import make_settings
 from pydantic import SecretStr
 
 from connector.core.records import OutcomeStatus

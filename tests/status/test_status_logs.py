@@ -64,9 +64,9 @@ def test_json_lines_carry_timestamp_level_and_logger(output: io.StringIO) -> Non
 
 def test_stdlib_records_share_the_format_and_the_masking(output: io.StringIO) -> None:
     """A plain logging record (uvicorn, apscheduler) is rendered as the same masked JSON."""
-    logging.getLogger("apscheduler.scheduler").warning("job for %s missed", EMAIL)
+    logging.getLogger("apscheduler.executors.default").warning("job for %s missed", EMAIL)
     (line,) = _lines(output)
-    assert line["logger"] == "apscheduler.scheduler"
+    assert line["logger"] == "apscheduler.executors.default"
     assert line["level"] == "warning"
     assert line["event"] == f"job for {mask(EMAIL)} missed"
 
