@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import respx
-from tests.portals.portal_fakes import BASE_URL, PASSWORD, FakeClock, FakeSleep, make_settings
 from pydantic import SecretStr
 
 from connector.portals.rest import RestPortal
+from tests.portals.portal_fakes import BASE_URL, PASSWORD, FakeClock, FakeSleep, make_settings
 
 
 @pytest.fixture

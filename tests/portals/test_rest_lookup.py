@@ -7,10 +7,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 import respx
-from tests.portals.portal_fakes import TOKEN, body_of, login_ok, ok
 
 from connector.errors import PortalTransient
 from connector.portals.rest import RestPortal
+from tests.portals.portal_fakes import TOKEN, body_of, login_ok, ok
 
 CODE = "000.00.01.H26-220713-0001"
 

@@ -7,10 +7,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from tests.portals.portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
 
 from connector.core.records import Outcome, OutcomeStatus
 from connector.portals.rest import RestPortal
+from tests.portals.portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
 
 HEADERS = [
     {"MaHoSo": "000.00.01.H26-220713-0001", "MaTTHC": "1.000948"},

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 import respx
-from tests.portals.portal_fakes import login_ok
 
 from connector.errors import PortalTransient
 from connector.portals.rest import RestPortal
+from tests.portals.portal_fakes import login_ok
 
 ITEM = [{"MaHoSo": "000.00.01.H26-220713-0001"}]
 

@@ -9,12 +9,12 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import respx
-from tests.portals.portal_fakes import FakeSleep, login_ok, ok
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus
 from connector.errors import PortalRefused, PortalTransient
 from connector.portals.rest import RestPortal
+from tests.portals.portal_fakes import FakeSleep, login_ok, ok
 
 ITEM = [{"MaHoSo": "000.00.01.H26-220713-0001"}]
 

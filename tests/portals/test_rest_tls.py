@@ -12,7 +12,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.portals.portal_fakes import make_settings
 from pydantic import SecretStr
 
 from connector.core.records import OutcomeStatus
@@ -20,6 +19,7 @@ from connector.errors import ConfigError, PortalRefused
 from connector.portals.rest import RestPortal
 from connector.portals.wire import tls_verify
 from connector.settings import TlsSettings
+from tests.portals.portal_fakes import make_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not found")
 
