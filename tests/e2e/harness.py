@@ -118,7 +118,8 @@ class Stack:
             )
         return proc
 
-    def start_sandbox(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_sandbox(self, *extra: str, catalogue: bool = True) -> subprocess.Popen[bytes]:
+        """The sandbox portal, with the demo's catalogue unless `catalogue` is False."""
         crosswalks = self.mapping.parent / "demo"
         cmd = [
             sys.executable,
@@ -133,13 +134,16 @@ class Stack:
             "demo",
             "--dstcode",
             "TEST-DST",
-            "--procedures-csv",
-            str(crosswalks / "procedures.csv"),
-            "--agencies-csv",
-            str(crosswalks / "agencies.csv"),
             *self.sandbox_args,
             *extra,
         ]
+        if catalogue:
+            cmd += [
+                "--procedures-csv",
+                str(crosswalks / "procedures.csv"),
+                "--agencies-csv",
+                str(crosswalks / "agencies.csv"),
+            ]
         proc = self._spawn(cmd, "sandbox")
         wait_until(lambda: _listening(self.sandbox_port), timeout=20, what="sandbox to listen")
         return proc

@@ -24,10 +24,8 @@ def test_new_local_system_by_mapping_only(tmp_path: Path) -> None:
     stack = Stack(tmp=tmp_path, mapping=tmp_path / "mapping.toml")
     numbers = build(stack.demo_db)
     stack.write_config()
-    # the sandbox's catalogue is the demo's; this system's procedure is not in it
-    stack.sandbox_args = []
     try:
-        _start_plain_sandbox(stack)
+        stack.start_sandbox(catalogue=False)  # this system's codes are not the demo's
         result = stack.cli("run", "--once", "--config", str(stack.config))
         report = json.loads(result.stdout[result.stdout.index("{") :])
         assert report["invalid"] == 1
@@ -43,27 +41,3 @@ def test_new_local_system_by_mapping_only(tmp_path: Path) -> None:
         assert "Email" in dead[numbers["invalid"][0]]
     finally:
         stack.stop_all()
-
-
-def _start_plain_sandbox(stack: Stack) -> None:
-    """A sandbox without the demo's catalogue (it checks code formats only)."""
-    import sys
-
-    from tests.e2e.harness import _listening, wait_until
-
-    cmd = [
-        sys.executable,
-        "-m",
-        "connector",
-        "sandbox",
-        "--port",
-        str(stack.sandbox_port),
-        "--db",
-        str(stack.sandbox_db),
-        "--username",
-        "demo",
-        "--dstcode",
-        "TEST-DST",
-    ]
-    stack._spawn(cmd, "sandbox")
-    wait_until(lambda: _listening(stack.sandbox_port), timeout=20, what="sandbox")
