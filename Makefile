@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.example.toml
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test soak lint typecheck check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+# The long crash loop: 50 SIGKILLs over 20,000 dossiers with portal faults on (an hour or so).
+# CONNECTOR_CRASH_SEED=<seed> replays a run; the seed is printed at the start.
+soak: $(VENV)/.installed-dev
+	CONNECTOR_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_crash_loop.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check connector tests

@@ -6,6 +6,7 @@ open the local system or log in to the portal.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -15,6 +16,7 @@ from connector.clock import SystemClock
 from connector.core.delivery import RetryPolicy
 from connector.core.mapping import CompiledMapping
 from connector.core.records import DEAD_STATES, Kind, State
+from connector.errors import StoreError
 from connector.jobs.health import Health
 from connector.jobs.pull import PullJob
 from connector.jobs.push import PushJob
@@ -22,7 +24,7 @@ from connector.jobs.reconcile import ReconcileJob
 from connector.mapfiles import load_mapping
 from connector.metrics import Metrics
 from connector.portals.rest import build_portal
-from connector.ports import Clock, Portal, Source, Store
+from connector.ports import AuditEvent, Clock, Portal, Selection, Source, Store
 from connector.settings import Settings
 from connector.sources.sql import SqlSource
 from connector.store.sql import SqlStore
@@ -95,6 +97,8 @@ class App:
             policy=policy,
             header_batch=self.settings.portal.header_batch_size,
             step_batch=self.settings.portal.step_batch_size,
+            concurrency=self.settings.portal.concurrency,
+            max_items_per_second=self.settings.portal.max_items_per_second,
         )
 
     def reconcile_job(self) -> ReconcileJob:
@@ -107,8 +111,33 @@ class App:
         )
 
     def snapshot(self) -> dict[str, Any]:
-        """The status document served at /status and printed by `connector status`."""
+        """The status document served at /status and printed by `connector status`.
+
+        When the state store cannot be read, the document still comes, with the jobs'
+        health and `state_store` saying why the outbox figures are missing.
+        """
         now = self.clock.now()
+        try:
+            figures: dict[str, Any] = {**self._store_figures(now), "state_store": "ok"}
+        except StoreError as exc:
+            figures = {"state_store": f"unavailable: {exc}"}
+        return {
+            "version": __version__,
+            "daemon": {
+                "started_at": _iso(self.started_at),
+                "uptime_s": round(now - self.started_at, 1),
+            },
+            **figures,
+            "pull": _job(self.health.pull.as_dict()),
+            "push": _job(self.health.push.as_dict()),
+            "reconcile": {
+                **_job(self.health.reconcile.as_dict()),
+                "report": self.health.reconcile_report,
+            },
+            "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
+        }
+
+    def _store_figures(self, now: float) -> dict[str, Any]:
         counts = self.store.counts()
         outbox = {k.value: {s.value: counts.get((k, s), 0) for s in State} for k in Kind}
         blocked = self.store.blocked_steps()
@@ -117,23 +146,11 @@ class App:
         outbox[Kind.STEP.value]["blocked"] = blocked
         acked = self.store.acked_since(now - 300)
         return {
-            "version": __version__,
-            "daemon": {
-                "started_at": _iso(self.started_at),
-                "uptime_s": round(now - self.started_at, 1),
-            },
             "outbox": outbox,
             "dead_letters": sum(n for (_, s), n in counts.items() if s in DEAD_STATES),
             "blocked_steps": blocked,
             "oldest_pending_age_s": self.store.oldest_pending_age(now),
             "cursors": self._cursors(now),
-            "pull": _job(self.health.pull.as_dict()),
-            "push": _job(self.health.push.as_dict()),
-            "reconcile": {
-                **_job(self.health.reconcile.as_dict()),
-                "report": self.health.reconcile_report,
-            },
-            "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
             "throughput": {
                 "window_s": 300,
                 "headers_per_min": round(acked.get(Kind.HEADER, 0) / 5, 1),
@@ -173,6 +190,74 @@ class App:
             self.source.close()
         if "store" in self.__dict__:
             self.store.close()
+
+
+class OperatorActions:
+    """What `POST /actions/retry` and `/actions/resync` run: the CLI's own code
+    (`connector.jobs.resync`), recorded in the audit trail, then a wake-up for push."""
+
+    def __init__(self, app: App, *, on_queued: Callable[[], None] = lambda: None) -> None:
+        self._app = app
+        self._on_queued = on_queued
+
+    def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]:
+        from connector.jobs.resync import retry_dead
+
+        app = self._app
+        chosen = list(dict.fromkeys(ids))
+        if all_dead:
+            dead = app.store.items(states=sorted(DEAD_STATES), limit=100_000)
+            asked = set(chosen)
+            chosen += [i.id for i in dead if i.id not in asked]
+        results = retry_dead(
+            item_ids=chosen,
+            source=app.source,
+            mapping=app.mapping,
+            store=app.store,
+            clock=app.clock,
+        )
+        done: dict[str, int] = {}
+        for r in results:
+            done[r.action] = done.get(r.action, 0) + 1
+        self._record("retry", [str(i) for i in chosen], done)
+        self._on_queued()
+        return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
+
+    def resync(self, selection: Selection, *, dry_run: bool) -> Mapping[str, Any]:
+        from connector.jobs.resync import resync
+
+        app = self._app
+        report = resync(
+            source=app.source,
+            mapping=app.mapping,
+            store=app.store,
+            clock=app.clock,
+            selection=selection,
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            keys = [selection.dossier] if selection.dossier else []
+            self._record("resync", keys, report.queued)
+            self._on_queued()
+        return {
+            "dry_run": dry_run,
+            "read": report.read,
+            "queued": report.queued,
+            "invalid": report.invalid,
+            "reasons": report.reasons,
+        }
+
+    def _record(self, service: str, keys: list[str], counts: Mapping[str, int]) -> None:
+        outcome = ",".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        event = AuditEvent(
+            at=self._app.clock.now(),
+            action="operator",
+            service=service,
+            keys=keys,
+            outcome=outcome,
+            detail="http",
+        )
+        self._app.store.audit([event])
 
 
 def _iso(ts: float | None) -> str | None:

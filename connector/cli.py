@@ -1,7 +1,8 @@
 """Operator commands: the only place that prints.
 
 Exit codes: 0 success; 1 the command ran but found a problem (dead letters retried
-without success, audit chain broken, mapping findings); 2 configuration or usage error.
+without success, audit chain broken); 2 configuration or usage error (including a mapping
+file that cannot be loaded).
 Every failure ends with one line on stderr saying why.
 """
 
@@ -19,6 +20,7 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -57,7 +59,8 @@ ConfigOpt = Annotated[
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # escaped: messages name places like "[dossier.fields]", which are not console markup
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -326,17 +329,17 @@ def mapping_check(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate a mapping file and its crosswalks; exit 1 on any finding."""
+    """Validate a mapping file and its crosswalks; exit 2 on an error (warnings are shown)."""
     from connector.mapfiles import check_mapping
 
     target = path or load(config).source.mapping
     findings = check_mapping(target)
-    errors = [f for f in findings if not f.startswith("warning:")]
-    for finding in findings:
-        colour = "yellow" if finding.startswith("warning:") else "red"
-        out.print(f"[{colour}]{finding}[/{colour}]", highlight=False)
+    warnings = [f for f in findings if f.startswith("warning:")]
+    for finding in warnings:
+        out.print(f"[yellow]{escape(finding)}[/yellow]", highlight=False)
+    errors = [f for f in findings if f not in warnings]
     if errors:
-        raise typer.Exit(1)
+        fail("; ".join(errors), 2)
     out.print(f"[green]{target}: ok[/green]", highlight=False)
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from connector import settings as settings_mod
 from connector.errors import ConnectorError
@@ -33,7 +34,7 @@ def _settings(config: Path | None) -> Settings:
     try:
         return settings_mod.load(config)
     except ConnectorError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
 
 
@@ -237,16 +238,26 @@ def sandbox_command(
     seed: Annotated[int, typer.Option()] = 0,
     procedures_csv: Annotated[str | None, typer.Option(help="Procedure catalogue CSV.")] = None,
     agencies_csv: Annotated[str | None, typer.Option(help="Agency catalogue CSV.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM); needs --tls-key.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The private key (PEM) of --tls-cert.")
+    ] = None,
 ) -> None:
     """Run the sandbox portal: a strict local implementation of the REST profile."""
     from connector.sandbox.config import SandboxConfig
-    from connector.sandbox.server import serve
+    from connector.sandbox.server import Tls, serve
 
     password = os.environ.get(password_env)
     if not password:
         err.print(f"[red]error:[/red] set the sandbox password in ${password_env}")
         raise typer.Exit(2)
+    if (tls_cert is None) != (tls_key is None):
+        err.print("[red]error:[/red] --tls-cert and --tls-key go together")
+        raise typer.Exit(2)
     try:
+        tls = Tls(cert=tls_cert, key=tls_key) if tls_cert and tls_key else None
         config = SandboxConfig(
             host=host,
             port=port,
@@ -271,6 +282,6 @@ def sandbox_command(
             agencies_csv=agencies_csv,
         )
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
-    serve(config)
+    serve(config, tls=tls)

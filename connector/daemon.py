@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import anyio.to_thread
 import structlog
 
-from connector.app import App
+from connector.app import App, OperatorActions
 from connector.jobs.housekeeping import housekeeping
+from connector.ports import Clock
 from connector.scheduler import Scheduler
 from connector.status import StatusServer, create_status_app
 
 log = structlog.get_logger(__name__)
 
 STOP_GRACE_SECONDS = 30.0
+#: How often the wall clock is compared with the monotonic one, and the gap that counts as
+#: a jump (NTP slews far more gently than this).
+CLOCK_CHECK_SECONDS = 1.0
+CLOCK_JUMP_SECONDS = 5.0
 
 
 class Daemon:
@@ -36,8 +42,8 @@ class Daemon:
         if recovered:
             log.info("items in flight at the last stop are queued again", items=recovered)
         self._install_signals()
-        await self._start_status()
         scheduler = Scheduler(asyncio.get_running_loop())
+        await self._start_status(OperatorActions(app, on_queued=scheduler.wake_push))
         push = app.push_job()
         pull = app.pull_job(on_queued=scheduler.wake_push, should_stop=self.stopping.is_set)
         reconcile = app.reconcile_job()
@@ -56,6 +62,9 @@ class Daemon:
             ),
         )
         scheduler.start()
+        guard = asyncio.create_task(
+            watch_clock(app.clock, scheduler.reschedule_now, should_stop=self.stopping.is_set)
+        )
         log.info(
             "connector running",
             source=settings.source.name,
@@ -65,6 +74,7 @@ class Daemon:
         try:
             await self.stopping.wait()
         finally:
+            guard.cancel()
             await self._shutdown(scheduler)
 
     def stop(self) -> None:
@@ -76,18 +86,18 @@ class Daemon:
             with suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
 
-    async def _start_status(self) -> None:
+    async def _start_status(self, actions: OperatorActions) -> None:
         cfg = self.app.settings.status
         if not cfg.enabled:
             return
         token = self.app.settings.status_token()
-        loopback = cfg.host in ("127.0.0.1", "::1", "localhost")
         status_app = create_status_app(
             snapshot=self.app.snapshot,
             metrics=self.app.metrics,
             ready=self.app.ready,
             token=token.get_secret_value() if token else None,
-            require_token=not loopback,
+            require_token=token_required(cfg.host),
+            actions=actions,
         )
         self.status = StatusServer(status_app, cfg.host, cfg.port)
         await self.status.start()
@@ -110,6 +120,39 @@ class Daemon:
             log.info("items still in flight at stop are queued again", items=recovered)
         self.app.close()
         log.info("connector stopped")
+
+
+async def watch_clock(
+    clock: Clock,
+    on_jump: Callable[[], None],
+    *,
+    should_stop: Callable[[], bool],
+    interval: float = CLOCK_CHECK_SECONDS,
+    tolerance: float = CLOCK_JUMP_SECONDS,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Call `on_jump` whenever wall time moves apart from monotonic time by `tolerance`.
+
+    The sleep is on the event loop's monotonic clock, so a jump cannot stall the watch.
+    """
+    offset = clock.now() - clock.monotonic()
+    while not should_stop():
+        await sleep(interval)
+        current = clock.now() - clock.monotonic()
+        if abs(current - offset) > tolerance:
+            log.warning("wall clock jumped; every job runs now", jump_s=round(current - offset, 1))
+            offset = current
+            on_jump()
+
+
+#: The addresses the status server may listen on without a token: the loopback default.
+#: Any other (127.0.0.2 included, loopback as it is) needs `status.token` for all but /healthz.
+OPEN_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def token_required(host: str) -> bool:
+    """True unless the status server listens on exactly the loopback default."""
+    return host not in OPEN_HOSTS
 
 
 def run_daemon(app: App) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from connector.core.mapping import CompiledMapping, compile_mapping
 from connector.core.validation import is_agency_code, is_procedure_code
 from connector.errors import MappingError
+from connector.sources.streams import compile_streams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +95,12 @@ def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]
         raise MappingError(f"{path}: [crosswalks]: must be a table")
     crosswalks = [_read_crosswalk(path, name, spec) for name, spec in declared.items()]
     tables = {crosswalk.name: crosswalk.table for crosswalk in crosswalks}
-    return compile_mapping(doc, tables, origin=str(path)), doc, crosswalks
+    compiled = compile_mapping(doc, tables, origin=str(path))
+    try:
+        compile_streams(compiled.streams)
+    except MappingError as exc:
+        raise MappingError(f"{path}: {exc}") from None
+    return compiled, doc, crosswalks
 
 
 def load_mapping(path: Path) -> CompiledMapping:

@@ -159,9 +159,13 @@ class Store(Protocol):
         """Every stream's cursor with the time it last moved."""
         ...
 
-    def claim(self, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+    def claim(
+        self, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
+    ) -> list[OutboxItem]:
         """Due pending items, marked in flight. Headers: the newest version per dossier.
-        Steps: only for dossiers whose header the portal acknowledged, in time order."""
+        Steps: only for dossiers whose header the portal acknowledged, in time order.
+        With `max_wait`, an item due later than `now + max_wait` (the wall clock went back)
+        counts as due."""
         ...
 
     def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:

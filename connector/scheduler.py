@@ -100,6 +100,21 @@ class Scheduler:
         if not self.push_running and self._aps.running:
             self._aps.modify_job("push", next_run_time=datetime.now(UTC))
 
+    def reschedule_now(self) -> None:
+        """Every idle job runs at once (after the wall clock jumped, its run times are wrong).
+
+        APScheduler 3 keeps run times in wall-clock terms: a jump back would hold every job
+        until the old time comes round again, a jump forward past the grace time would drop
+        runs. A job that is running keeps running and is not started twice.
+        """
+        if not self._aps.running:
+            return
+        now = datetime.now(UTC)
+        for job in self._aps.get_jobs():
+            if job.id == "push" and self.push_running:
+                continue
+            self._aps.modify_job(job.id, next_run_time=now)
+
     def start(self) -> None:
         self._aps.start()
 

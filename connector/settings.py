@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from connector.errors import ConfigError
 
@@ -20,6 +28,7 @@ ENV_CONFIG = "CONNECTOR_CONFIG"
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class _Section(BaseModel):
@@ -61,7 +70,7 @@ class SourceSettings(_Section):
     kind: Literal["sql"] = "sql"
     url: str
     password: SecretRef = SecretRef()
-    mapping: Path
+    mapping: FilePath
     page_size: PositiveInt = 500
 
 
@@ -103,6 +112,8 @@ class PortalSettings(_Section):
     madonvi: str
     header_batch_size: PositiveInt = 50
     step_batch_size: PositiveInt = 200
+    concurrency: PositiveInt = 1  # batches in flight at once; a dossier is never in two
+    max_items_per_second: NonNegativeFloat = 0.0  # push rate limit; 0 is unlimited
     max_connections: PositiveInt = 8
     max_reply_bytes: PositiveInt = 4 * 1024 * 1024
     success_codes: list[str] = ["0", "00"]
@@ -116,12 +127,20 @@ class PortalSettings(_Section):
     retry: RetrySettings = RetrySettings()
     tls: TlsSettings = TlsSettings()
 
-    @model_validator(mode="after")
-    def _paths_start_with_slash(self) -> PortalSettings:
-        for name in ("auth_path", "integration_path", "share_path"):
-            if not getattr(self, name).startswith("/"):
-                raise ValueError(f"{name} must start with '/'")
-        return self
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("auth_path", "integration_path", "share_path")
+    @classmethod
+    def _starts_with_slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
 
 
 class DeliverySettings(_Section):
@@ -164,20 +183,33 @@ class Settings(_Section):
     path: Path = Path("config.toml")  # the file these came from (set by `load`)
 
     def portal_password(self) -> SecretStr:
-        secret = self.portal.password.read("portal.password")
+        secret = self._secret(self.portal.password, "portal.password")
         if secret is None:
-            raise ConfigError("portal.password: set portal.password.env or portal.password.file")
+            raise ConfigError(
+                f"{self.path}: portal.password: set portal.password.env or portal.password.file"
+            )
         return secret
 
     def status_token(self) -> SecretStr | None:
-        return self.status.token.read("status.token")
+        return self._secret(self.status.token, "status.token")
+
+    def _secret(self, ref: SecretRef, key: str) -> SecretStr | None:
+        """The secret, or a ConfigError naming this file and the key."""
+        try:
+            return ref.read(key)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: {exc}") from exc.__cause__
 
 
 def _format_error(exc: ValidationError) -> str:
+    """One `key: what is wrong` per error; a missing file is named."""
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"{key}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"].startswith("path_"):
+            message = f"{message}: {err['input']}"
+        lines.append(f"{key}: {message}")
     return "; ".join(lines)
 
 

@@ -2,8 +2,9 @@
 
 The app only serves what the daemon hands it: a snapshot callable (small synchronous DB
 reads, hence run in a worker thread), a readiness check and the metrics. It never echoes
-request data. When the daemon listens beyond loopback, every route but `/healthz` requires
-a bearer token, compared in constant time.
+request data. When the daemon listens anywhere but the loopback default, every route but
+`/healthz` requires a bearer token, compared in constant time. The operator actions
+(`connector.status_actions`) always require it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from connector.errors import ConfigError
 from connector.metrics import Metrics
+from connector.status_actions import Actions, action_routes
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _START_TIMEOUT_S = 10.0
@@ -75,8 +77,10 @@ def create_status_app(
     ready: Ready,
     token: str | None = None,
     require_token: bool = False,
+    actions: Actions | None = None,
 ) -> Starlette:
-    """The Starlette app serving /status, /healthz, /readyz and /metrics."""
+    """The Starlette app serving /status, /healthz, /readyz and /metrics, and with
+    `actions` the token-only POST /actions/retry and /actions/resync."""
 
     async def status(_: Request) -> Response:
         try:
@@ -118,6 +122,8 @@ def create_status_app(
         Route("/readyz", guard.protect(readyz), methods=["GET"]),
         Route("/metrics", guard.protect(metrics_route), methods=["GET"]),
     ]
+    if actions is not None:
+        routes += action_routes(actions, token=token)
     return Starlette(routes=routes)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.core import validation
-from connector.core.masking import mask_field
+from connector.core.masking import shown_value
 from connector.core.records import Kind, Mapped, Payload, Problem, SourceRecord
 from connector.core.transforms import Transform, TransformProblem, UnknownTransform, resolve
 from connector.errors import MappingError
@@ -81,8 +81,11 @@ def _fill(
         try:
             value = field.get(record)
         except TransformProblem as exc:
-            shown = mask_field(field.name, str(exc.value))
-            reason = f"{exc.reason} (column {field.column})"
+            raw = str(exc.value)
+            shown = shown_value(field.name, raw)
+            # A transform's reason may quote the value: it must not show more than `shown`.
+            said = exc.reason.replace(raw, shown) if raw and shown != raw else exc.reason
+            reason = f"{said} (column {field.column})"
             problems.append(Problem(field=prefix + field.name, reason=reason, value=shown))
             continue
         if value is None or value == "":
@@ -90,14 +93,29 @@ def _fill(
                 reason = f"required by the mapping but empty (column {field.column})"
                 problems.append(Problem(field=prefix + field.name, reason=reason))
             continue
+        if type(value) is not str:
+            # Kept out of the payload: every portal field is text, and a dead letter's
+            # payload must still be storable JSON (bytes, big ints and dict keys are not).
+            wrong = f"must be a string, got {type(value).__name__} (column {field.column})"
+            problems.append(validation.shown_problem(prefix + field.name, wrong, value))
+            continue
         payload[field.name] = value
 
 
 def _fill_list(spec: _List, children: Any, problems: list[Problem]) -> list[Payload]:
     if not children:
         return []
+    if not isinstance(children, list | tuple):
+        kind = type(children).__name__
+        reason = f"child stream {spec.source} must be a list of records, got {kind}"
+        problems.append(Problem(field=spec.name, reason=reason))
+        return []
     items: list[Payload] = []
     for index, child in enumerate(children):
+        if not isinstance(child, Mapping):
+            reason = f"a record of child stream {spec.source} must be a table of columns"
+            problems.append(Problem(field=f"{spec.name}[{index}]", reason=reason))
+            continue
         item: Payload = {}
         _fill(spec.fields, child, item, problems, f"{spec.name}[{index}].")
         if item:

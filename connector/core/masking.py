@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,24 @@ PERSONAL_FIELDS = frozenset(
     }
 )
 
+#: Fields whose values are codes, dates, amounts or catalogue names: safe to show in a
+#: reason. Every other field (names, IDs, contacts, and free text such as TrichYeuHoSo,
+#: GhiChu, NoiDungXuLy or ThongTinKhac, which may quote anyone) is shown as a fingerprint.
+SHOWABLE_FIELDS = frozenset(
+    {
+        "MaHoSo", "MaTTHC", "TenTTHC", "MaLinhVuc", "TenLinhVuc", "SoBienNhan",
+        "LoaiDoiTuong", "NgayTiepNhan", "NgayHenTra", "TrangThaiHoSo", "NgayTra", "HinhThuc",
+        "NgayKetThucXuLy", "DonViXuLy", "KenhThucHien", "NgayNopHoSo", "NgayTuChoi",
+        "HoSoCoThanhPhanSoHoa", "TaiKhoanDuocXacThucVoiVNeID", "DuocThanhToanTrucTuyen",
+        "LoaiDinhDanh", "MaCSDL", "ThoiGianGiaiQuyet", "DonViTinh", "ChucDanh",
+        "ThoiDiemXuLy", "PhongBanXuLy", "TrangThai", "NgayBatDau", "NgayKetThucTheoQuyDinh",
+        "TepDinhKemId", "IsDeleted", "MaThanhPhanHoSo", "DuocSoHoa", "DuocLayTuKhoDMQG",
+        "MaPhiLePhi", "HinhThucThu", "Gia", "LoaiPhiLePhi", "SoLuong", "LoaiGiayTo",
+        "HoSoBoSungId", "NgayBoSung", "NgayTiepNhanBoSung", "TrangThaiBoSung",
+        "NgayHenTraTruoc", "NgayHenTraMoi", "GiayToId", "MaGiayToKetQua", "MaKetQua",
+    }
+)  # fmt: skip
+
 _PATTERNS = (
     re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail
     re.compile(r"(?<!\d)(?:\+?84|0)\d{9,10}(?!\d)"),  # Vietnamese phone
@@ -35,9 +54,44 @@ _PATTERNS = (
 )
 
 
+#: Common Vietnamese family names (with and without diacritics). A capitalised word after
+#: one of them is taken as part of a person's name in free text. Family names that also
+#: open province names (Hà, Cao, Lâm, Thái) are left out: "Hà Nội" is not a person.
+_SURNAMES = (
+    "Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi",
+    "Đỗ", "Hồ", "Ngô", "Dương", "Lý", "Đào", "Đoàn", "Đinh", "Lương", "Trương", "Trịnh",
+    "Vương", "Phùng", "Mai", "Tô", "Tạ", "Lưu", "Quách", "Châu", "Kiều", "Triệu", "Nghiêm",
+    "Doãn", "Nguyen", "Tran", "Pham", "Hoang", "Huynh", "Dang", "Bui", "Duong", "Truong",
+    "Trinh", "Vuong", "Luong", "Quach", "Ngo", "Dinh", "Doan",
+)  # fmt: skip
+_SURNAME = re.compile(r"\b(?:" + "|".join(_SURNAMES) + r")\b", re.IGNORECASE)
+_NEXT_WORD = re.compile(r"[ \t]+([^\W\d_]+)")
+_NAME_WORDS = 4  # at most this many words after the family name
+
+
+def _mask_names(text: str) -> str:
+    """Mask each family name followed by capitalised words, and those words."""
+    out: list[str] = []
+    pos = 0
+    for found in _SURNAME.finditer(text):
+        if found.start() < pos or not found.group(0)[0].isupper():
+            continue
+        end, words = found.end(), 0
+        while words < _NAME_WORDS:
+            nxt = _NEXT_WORD.match(text, end)
+            if nxt is None or not nxt.group(1)[0].isupper():
+                break
+            end, words = nxt.end(), words + 1
+        if words:
+            out += [text[pos : found.start()], mask(text[found.start() : end])]
+            pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def mask(value: object) -> str:
     """`«masked:1a2b3c»`: a fingerprint of the value, never the value."""
-    digest = hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:6]
+    digest = hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:6]
     return f"«masked:{digest}»"
 
 
@@ -48,11 +102,42 @@ def mask_field(name: str, value: Any) -> Any:
     return mask(value)
 
 
+def shown_value(name: str, value: Any) -> Any:
+    """A field's value as a reason may show it: scrubbed when the field is showable (codes,
+    dates, catalogue names), a fingerprint otherwise (personal data and free text)."""
+    if value is None:
+        return None
+    if name not in SHOWABLE_FIELDS:
+        return mask(value)
+    return _mask_capitalised_runs(scrub_text(value)) if isinstance(value, str) else value
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _mask_capitalised_runs(text: str) -> str:
+    """In a code-like value, two or more capitalised words in a row look like someone's
+    name typed into the wrong column: they become a fingerprint."""
+    words = [w for w in _WORD.finditer(text) if w.group(0)[0].isupper()]
+    runs: list[tuple[int, int]] = []
+    for word in words:
+        gap = text[runs[-1][1] : word.start()] if runs else None
+        if gap is not None and gap.strip(" \t") == "":
+            runs[-1] = (runs[-1][0], word.end())
+        else:
+            runs.append((word.start(), word.end()))
+    for start, end in reversed(runs):
+        if any(c in " \t" for c in text[start:end]):
+            text = text[:start] + mask(text[start:end]) + text[end:]
+    return text
+
+
 def scrub_text(text: str) -> str:
-    """Mask anything in free text that looks like an e-mail, phone or ID number."""
+    """Mask anything in free text that looks like an e-mail, phone, ID number or a
+    Vietnamese person's name (a common family name followed by capitalised words)."""
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: mask(m.group(0)), text)
-    return text
+    return _mask_names(text if text.isascii() else unicodedata.normalize("NFC", text))
 
 
 def scrub_payload(payload: Mapping[str, Any]) -> dict[str, Any]:

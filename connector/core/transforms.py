@@ -10,6 +10,7 @@ Every transform passes None through as None, except `default:`, which exists to 
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
@@ -25,13 +26,26 @@ VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 UTC = ZoneInfo("UTC")
 
 
+#: How much of an offending text value a problem quotes (a 100 KB value is not repeated).
+SHOWN_CHARS = 60
+
+
 class TransformProblem(ValueError):
-    """A value the transform cannot turn into something the portal accepts."""
+    """A value the transform cannot turn into something the portal accepts.
+
+    `value` is for the reason only: a long text is kept to its first SHOWN_CHARS characters.
+    """
 
     def __init__(self, reason: str, value: Any) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.value = value
+        self.value = _shortened(value)
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        return value[:SHOWN_CHARS] + "…"
+    return value
 
 
 class UnknownTransform(LookupError):
@@ -39,16 +53,22 @@ class UnknownTransform(LookupError):
 
 
 def to_str(value: Any) -> Any:
-    """`str`: numbers and flags as the portal writes them ("1", not "1.0" or "True")."""
+    """`str`: numbers and flags as the portal writes them ("1", not "1.0" or "True").
+
+    Only text, numbers and flags are written out; anything else (bytes, lists, dates, NaN)
+    is a problem rather than its Python spelling ("b'...'", "[1]", "nan").
+    """
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
         return "1" if value else "0"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return str(int(value))
-    return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal):
+        if not (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
+            raise TransformProblem("not a finite number", value)
+        return str(int(value)) if value == int(value) else str(value)
+    raise TransformProblem(f"not text or a number ({type(value).__name__})", value)
 
 
 def strip(value: Any) -> Any:
@@ -78,6 +98,10 @@ def _format(moment: datetime) -> str:
     )
 
 
+#: No ISO date or time is longer ("2026-11-27T08:00:00.000000+07:00" with spaces to spare).
+_LONGEST_TIME = 64
+
+
 def _parse(value: Any) -> datetime | None:
     """A datetime from what sources hold (datetime, date, ISO text); None if blank."""
     if isinstance(value, datetime):
@@ -86,6 +110,8 @@ def _parse(value: Any) -> datetime | None:
         return datetime(value.year, value.month, value.day)
     if not isinstance(value, str):
         raise TransformProblem(f"not a date or time ({type(value).__name__})", value)
+    if len(value) > _LONGEST_TIME:
+        raise TransformProblem("not a recognised date or time", value)
     text = value.strip()
     if not text:
         return None
@@ -113,7 +139,10 @@ def portal_datetime(naive_zone: tzinfo) -> Transform:
             if same_zone:
                 return _format(moment)
             moment = moment.replace(tzinfo=naive_zone)
-        return _format(moment.astimezone(VN_TZ))
+        try:
+            return _format(moment.astimezone(VN_TZ))
+        except (OverflowError, ValueError):  # e.g. 9999-12-31T23:00Z is past year 9999 here
+            raise TransformProblem("outside the years the portal can be sent", value) from None
 
     return convert
 
@@ -130,7 +159,7 @@ def lookup(table: Mapping[str, str], describe: str) -> Transform:
         key = value if isinstance(value, str) else to_str(value)
         found = table.get(key)
         if found is None:
-            raise TransformProblem(f"{describe} {key!r}", value)
+            raise TransformProblem(f"{describe} {_shortened(key)!r}", value)
         return found
 
     return translate

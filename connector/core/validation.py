@@ -2,8 +2,8 @@
 
 A record the portal would refuse is caught here, with a reason that names the field, so it
 goes to the dead-letter list at once instead of costing a round trip and a rejection. The
-rules return `Problem` values and never raise on bad data. Personal values are masked in
-every problem (`connector.core.masking.mask_field`).
+rules return `Problem` values and never raise on bad data. Only code-like values are shown
+in a problem; personal data and free text appear as fingerprints (`connector.core.masking`).
 
 The field lists are the reference's (dvcqg-reference.md §4 and §6, with the newer fields):
 a strict portal refuses keys it does not know, so an unknown key is a problem too.
@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.core.masking import mask_field, scrub_text
+from connector.core.masking import SHOWABLE_FIELDS, mask, shown_value
 from connector.core.records import Problem
 
 HEADER_FIELDS = frozenset(
@@ -89,12 +89,14 @@ _PROCEDURE_CODE = re.compile(r"\d\.\d{6}(\.[A-Z0-9.]+)?", re.ASCII)
 _AGENCY_CODE = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}", re.ASCII)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _PHONE = re.compile(r"\+?[0-9]+", re.ASCII)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: C0 and C1 controls, the Unicode line and paragraph separators, and lone surrogates.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _TIME = re.compile(
     r"(?!0000)\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d", re.ASCII
 )
 _CONTROL_REASON = "contains a control character (e.g. CR/LF, tab)"
+_SURROGATE_REASON = "not valid Unicode (contains a lone surrogate)"
 _UNKNOWN_REASON = "unknown field: the portal refuses keys it does not know"
 _SHOWN = 60
 
@@ -148,14 +150,21 @@ def is_portal_time(text: str) -> bool:
 
 
 def _problem(field: str, reason: str, value: Any) -> Problem:
-    """A problem whose value is masked if personal, scrubbed if free text, and kept short."""
+    """A problem whose value is shown only for code-like fields, kept short; personal data
+    and free text appear as a fingerprint of the whole value."""
     name = field.rpartition(".")[2]
     if value is None:
         return Problem(field=field, reason=reason)
+    if name not in SHOWABLE_FIELDS:
+        return Problem(field=field, reason=reason, value=mask(value))
     shown = str(value)
     shown = shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "…"
-    shown = scrub_text(shown) if name in FREE_TEXT else mask_field(name, shown)
-    return Problem(field=field, reason=reason, value=shown)
+    return Problem(field=field, reason=reason, value=shown_value(name, shown))
+
+
+def shown_problem(field: str, reason: str, value: Any) -> Problem:
+    """A problem built by the mapping, with the same rules for showing the value."""
+    return _problem(field, reason, value)
 
 
 #: A rule sees a value already known to be a str; it returns a reason or None.
@@ -170,8 +179,9 @@ def _text_rule(cap: int) -> _Rule:
             return f"longer than {cap} characters ({len(value)})"
         if value.isascii():
             return None if _PRINTABLE_ASCII.fullmatch(value) else _CONTROL_REASON
-        if _CONTROL.search(value):
-            return _CONTROL_REASON
+        found = _CONTROL.search(value)
+        if found is not None:
+            return _SURROGATE_REASON if found.group() >= "\ud800" else _CONTROL_REASON
         if not unicodedata.is_normalized("NFC", value):
             return "text is not Unicode NFC (add the 'nfc' transform)"
         return None

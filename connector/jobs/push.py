@@ -3,6 +3,11 @@
 Headers go first so that, in the same round, the steps of newly acknowledged dossiers can
 follow; a step is never claimed before its dossier's header is acknowledged (the store
 enforces it). Every call is recorded in the audit trail before and after it is made.
+
+With `concurrency` above 1, that many rounds run at once (the portal works on one batch
+while the connector prepares the next), and a dossier is never in two batches in flight:
+items of a dossier already in flight go back to the queue unsent, so its steps keep their
+order. `max_items_per_second` paces every call with a token bucket.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import ParamSpec, TypeVar
 
+import anyio
 import anyio.to_thread
 import structlog
 
 from connector.core import delivery
 from connector.core.delivery import RetryPolicy, Verdict
 from connector.core.hashing import combined_hash
+from connector.core.masking import mask, scrub_text
+from connector.core.ratelimit import TokenBucket
 from connector.core.records import BatchReply, Kind, Outcome, Payload, State
 from connector.errors import PortalRefused, PortalTransient, StoreError
 from connector.jobs.health import Health
@@ -49,6 +57,8 @@ class PushJob:
         step_batch: int,
         refused_backoff: float = 60.0,
         rng: random.Random | None = None,
+        concurrency: int = 1,
+        max_items_per_second: float = 0.0,
     ) -> None:
         self._portal = portal
         self._store = store
@@ -59,14 +69,37 @@ class PushJob:
         self._batch = {Kind.HEADER: header_batch, Kind.STEP: step_batch}
         self._refused_backoff = refused_backoff
         self._rng = rng or random.Random()
-        self._refused_until = 0.0
+        self._refused_until = 0.0  # on the monotonic clock: wall-clock jumps do not matter
         self._refusals = 0
+        self._stranded = False  # a store failure may have left claimed items in flight
+        self._troubled = False  # this round met a transient failure: not a success
+        self._concurrency = max(1, concurrency)
+        self._busy: set[str] = set()  # dossiers with an item in a batch in flight
+        self._claiming = anyio.Lock()
+        self._bucket = (
+            TokenBucket(max_items_per_second, now=clock.monotonic())
+            if max_items_per_second > 0
+            else None
+        )
 
     async def drain(
         self, *, max_seconds: float = 30.0, should_stop: Callable[[], bool] = lambda: False
     ) -> int:
         """Rounds until nothing is due, the time box ends or a stop is asked for."""
         deadline = self._clock.monotonic() + max_seconds
+        if self._concurrency == 1:
+            return await self._lane(deadline, should_stop)
+        totals: list[int] = []
+
+        async def lane() -> None:
+            totals.append(await self._lane(deadline, should_stop))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(self._concurrency):
+                group.start_soon(lane)
+        return sum(totals)
+
+    async def _lane(self, deadline: float, should_stop: Callable[[], bool]) -> int:
         total = 0
         while self._clock.monotonic() < deadline and not should_stop():
             done = await self.round()
@@ -77,41 +110,94 @@ class PushJob:
 
     async def round(self) -> int:
         """One header batch and one step batch. Returns how many items were settled."""
-        if self._clock.now() < self._refused_until:
+        if self._clock.monotonic() < self._refused_until:
             return 0
+        self._troubled = False
         try:
+            if self._stranded:
+                await self._recover()
             settled = await self._kind(Kind.HEADER)
             settled += await self._kind(Kind.STEP)
         except PortalRefused as exc:
-            await self._db(self._store.recover)
+            await self._recover()
             self._refused(str(exc))
             return 0
         except StoreError as exc:
+            self._stranded = True
             self._health.push.failed(self._clock.now(), f"state store: {exc}")
             log.error("push paused", reason=str(exc))
             return 0
         except Exception as exc:  # a bug must not strand claimed items in flight
             log.exception("push round failed")
-            await self._db(self._store.recover)
-            self._health.push.failed(self._clock.now(), f"internal error: {exc!r}")
+            await self._recover()
+            self._health.push.failed(self._clock.now(), scrub_text(f"internal error: {exc!r}"))
             return 0
         if settled:
             self._refusals = 0
+        if settled and not self._troubled:
             self._health.push.succeeded(self._clock.now())
         return settled
 
     async def _kind(self, kind: Kind) -> int:
-        items = await self._db(self._store.claim, kind, self._batch[kind], now=self._clock.now())
-        if not items:
-            return 0
-        if kind == Kind.STEP:
-            await self._deliver(kind, items, self._portal.push_steps)
-        else:
-            for updating in (False, True):
-                group = [i for i in items if i.updating is updating]
-                if group:
-                    await self._deliver(kind, group, self._headers_call(updating))
+        async with self._claiming:  # claims in turn, so each sees the dossiers in flight
+            claimed = await self._db(
+                self._store.claim,
+                kind,
+                self._batch[kind],
+                now=self._clock.now(),
+                max_wait=self._policy.cap,
+            )
+            items = [i for i in claimed if i.dossier not in self._busy]
+            mine = {i.dossier for i in items}
+            self._busy |= mine
+        try:
+            await self._put_back([i for i in claimed if i.dossier not in mine])
+            if not items:
+                return 0
+            if kind == Kind.STEP:
+                await self._deliver(kind, items, self._portal.push_steps)
+            else:
+                for updating in (False, True):
+                    group = [i for i in items if i.updating is updating]
+                    if group:
+                        await self._deliver(kind, group, self._headers_call(updating))
+        finally:
+            self._busy -= mine
         return len(items)
+
+    async def _recover(self) -> None:
+        """Items left in flight back to the queue, once no other batch is in flight (with
+        several in flight, their items must not be claimed again while being sent)."""
+        if self._busy:
+            self._stranded = True
+            return
+        await self._db(self._store.recover)
+        self._stranded = False
+
+    async def _put_back(self, items: list[OutboxItem]) -> None:
+        """Claimed items of a dossier in another batch in flight go back to the queue at
+        once, unsent and without counting an attempt: its steps must not overtake it."""
+        if not items:
+            return
+        now = self._clock.now()
+        back = [
+            Settlement(
+                item_id=i.id,
+                state=State.PENDING,
+                next_attempt_at=now,
+                count_attempt=False,
+                message="its dossier was in another batch in flight",
+            )
+            for i in items
+        ]
+        await self._db(self._store.settle, back, now=now)
+
+    async def _paced(self, items: int) -> None:
+        """Wait for the rate limit's tokens for `items` (no wait without a limit)."""
+        if self._bucket is not None:
+            wait = self._bucket.reserve(items, self._clock.monotonic())
+            if wait > 0:
+                await anyio.sleep(wait)
 
     def _headers_call(self, updating: bool) -> Call:
         async def call(payloads: Sequence[Payload]) -> BatchReply:
@@ -130,6 +216,7 @@ class PushJob:
         await self._audit(
             AuditEvent(at=now, action="send", service=service, keys=keys, payload_hash=digest)
         )
+        await self._paced(len(items))
         started = time.perf_counter()
         try:
             reply = await call([i.payload for i in items])
@@ -236,6 +323,7 @@ class PushJob:
         )
         self._metrics.calls.labels(SERVICE[kind], "transient").inc()
         self._count(kind, settlements)
+        self._troubled = True
         self._health.push.failed(now, f"portal unavailable: {exc.reason}", state="retrying")
         log.warning(
             "portal call failed, will retry",
@@ -279,7 +367,7 @@ class PushJob:
         now = self._clock.now()
         self._refusals += 1
         wait = min(900.0, self._refused_backoff * 2 ** (self._refusals - 1))
-        self._refused_until = now + wait
+        self._refused_until = self._clock.monotonic() + wait
         self._health.push.failed(now, f"portal refused the connector: {reason}", state="refused")
         log.error("portal refused the connector; items stay queued", reason=reason, retry_in_s=wait)
 
@@ -291,13 +379,15 @@ class PushJob:
             self._metrics.sent.labels(kind.value, outcome).inc()
             if s.state in (State.REJECTED, State.PARKED):
                 self._metrics.dead.labels(kind.value, s.state.value).inc()
+                # The portal's message may quote the dossier's personal data: the log gets
+                # a fingerprint (same message, same print); `outbox show` has the text.
                 log.warning(
                     "item dead-lettered",
                     kind=kind.value,
                     item=s.item_id,
                     state=s.state.value,
                     code=s.code,
-                    message=s.message,
+                    message=mask(s.message) if s.message else "",
                 )
 
     async def _audit(self, event: AuditEvent) -> None:

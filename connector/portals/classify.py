@@ -239,13 +239,16 @@ def item_results(body: Mapping[str, Any]) -> list[ItemResult] | None:
 def align(results: Sequence[ItemResult], keys: Sequence[str | None]) -> list[ItemResult] | None:
     """Results in item order: by MaHoSo when that is unambiguous, else by position.
 
-    None when the results do not cover every item: then they cannot decide the batch.
+    None when the results do not cover every item, or when a result placed by position names
+    another dossier than the item there: then they cannot decide the batch.
     """
     unique = len(set(keys)) == len(keys) and None not in keys
     named = {r.key: r for r in results if r.key is not None}
     if unique and len(named) == len(results) and set(keys) <= named.keys():
         return [named[k] for k in keys if k is not None]
-    if len(results) == len(keys):
+    if len(results) == len(keys) and all(
+        r.key is None or k is None or r.key == k for r, k in zip(results, keys, strict=True)
+    ):
         return list(results)
     return None
 
@@ -261,10 +264,14 @@ def decide_batch(
     """The batch's verdicts: per-item results when they cover the batch, else the call's own.
 
     A per-item transient code leaves that item's fate unknown, so the whole call is retried
-    (a resent header replaces itself, a resent step is recognised by the portal).
+    (a resent header replaces itself, a resent step is recognised by the portal). So does a
+    success code whose per-item results do not match the batch: which items succeeded is
+    unknown, and acknowledging them all could acknowledge one the portal never took.
     """
     aligned = align(results, keys) if results else None
     if aligned is None:
+        if results and call.status is OutcomeStatus.OK:
+            raise PortalTransient("per-item results do not match the batch: outcome unknown")
         return BatchReply(per_item=False, outcomes=(call,) * len(keys), http_status=http_status)
     for result in aligned:
         if result.code in codes.transient:

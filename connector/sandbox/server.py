@@ -1,7 +1,9 @@
 """Running the sandbox portal: in the foreground for operators, in a thread for tests.
 
-Only loopback by default. The server deliberately breaks replies when the "reset" fault
-fires; uvicorn reports each as an error, so that one expected message is filtered out.
+Only loopback by default; HTTPS when given a certificate and its key (for trying the
+connector's TLS settings against a self-signed portal). The server deliberately breaks
+replies when the "reset" fault fires; uvicorn reports each as an error, so that one
+expected message is filtered out.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import logging
 import socket
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from types import TracebackType
 
 import uvicorn
@@ -33,14 +36,28 @@ class _ExpectedBreaks(logging.Filter):
 _EXPECTED_BREAKS = _ExpectedBreaks()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tls:
+    """The certificate (PEM, with its chain) and private key the sandbox serves HTTPS with."""
+
+    cert: Path
+    key: Path
+
+    def __post_init__(self) -> None:
+        for name in ("cert", "key"):
+            if not getattr(self, name).is_file():
+                raise ValueError(f"tls {name}: no such file: {getattr(self, name)}")
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that tells when it listens and on which port."""
 
-    def __init__(self, config: uvicorn.Config, announce: bool) -> None:
+    def __init__(self, config: uvicorn.Config, announce: bool, scheme: str = "http") -> None:
         super().__init__(config)
         self.ready = threading.Event()
         self.port = 0
         self._announce = announce
+        self._scheme = scheme
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:
@@ -50,10 +67,13 @@ class _Server(uvicorn.Server):
         finally:
             self.ready.set()  # also when binding failed: the waiting thread must not hang
         if self.started and self._announce:
-            print(f"sandbox portal listening on http://{self.config.host}:{self.port}", flush=True)
+            where = f"{self._scheme}://{self.config.host}:{self.port}"
+            print(f"sandbox portal listening on {where}", flush=True)
 
 
-def _server(config: SandboxConfig, *, announce: bool, log_config: bool) -> _Server:
+def _server(
+    config: SandboxConfig, *, announce: bool, log_config: bool, tls: Tls | None = None
+) -> _Server:
     uv_config = uvicorn.Config(
         create_app(config),
         host=config.host,
@@ -62,14 +82,16 @@ def _server(config: SandboxConfig, *, announce: bool, log_config: bool) -> _Serv
         access_log=False,
         timeout_graceful_shutdown=_GRACE_SECONDS,
         log_config=LOGGING_CONFIG if log_config else None,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
     )
     logging.getLogger("uvicorn.error").addFilter(_EXPECTED_BREAKS)
-    return _Server(uv_config, announce)
+    return _Server(uv_config, announce, "https" if tls else "http")
 
 
-def serve(config: SandboxConfig) -> None:
-    """Run the sandbox portal until interrupted (Ctrl-C)."""
-    server = _server(config, announce=True, log_config=True)
+def serve(config: SandboxConfig, *, tls: Tls | None = None) -> None:
+    """Run the sandbox portal until interrupted (Ctrl-C); over HTTPS with `tls`."""
+    server = _server(config, announce=True, log_config=True, tls=tls)
     server.run()
     if not server.started:
         sys.exit(1)

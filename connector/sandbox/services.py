@@ -28,7 +28,7 @@ LOOKUP = "TraCuuHoSo"
 #: Services on the integration path.
 BUSINESS = frozenset({SYNC, PROGRESS, LOOKUP})
 #: Services on the share path.
-CATALOGUE = frozenset({"LayDanhSachTTHC", "LayDanhMucCoQuan", "LayDanhMucLinhVuc"})
+CATALOGUE = frozenset({"LayDanhSachTTHC", "LayDanhMucCoQuan", "LayDanhMucLinhVuc", "LayThuTuc"})
 
 NOT_FOUND = "404"
 ALREADY_EXISTS = "409"
@@ -78,6 +78,7 @@ class Services:
             "LayDanhSachTTHC": lambda _: _listing(catalogues.procedures),
             "LayDanhMucCoQuan": lambda _: _listing(catalogues.agencies),
             "LayDanhMucLinhVuc": lambda _: _listing(catalogues.domains),
+            "LayThuTuc": self._procedure,
         }
 
     def handle(self, body: Reply, allowed: frozenset[str]) -> Reply:
@@ -149,6 +150,14 @@ class Services:
         header, steps = found
         view = {key: header[key] for key in _LOOKUP_FIELDS if key in header}
         return {"error_code": "0", "message": "ok", "result": [{**view, "SoBuocXuLy": steps}]}
+
+    def _procedure(self, body: Reply) -> Reply:
+        """LayThuTuc: one procedure of the catalogue by its code (`maTTHC`), [] if unknown."""
+        code = body.get("maTTHC")
+        if not isinstance(code, str) or not code:
+            raise Refused("maTTHC missing")
+        found = [row for row in self._catalogues.procedures if row["MATTHC"] == code]
+        return _listing(tuple(found))
 
     def _batch(self, body: Reply) -> list[Any]:
         items = body.get("data")

@@ -157,7 +157,10 @@ def _describe(exc: Exception) -> str:
 
 
 def _fetch(conn: Connection, query: TextClause, params: Mapping[str, Any]) -> list[Record]:
-    return [dict(row._mapping) for row in conn.execute(query, params)]
+    """The rows as dicts; one `fetchall` and plain tuples are far cheaper than row objects."""
+    result = conn.execute(query, params)
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
 
 
 def _attach(conn: Connection, spec: StreamSpec, records: list[Record]) -> None:

@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from connector.core.records import Kind, State
 from connector.ports import OutboxItem, Settlement
@@ -21,16 +31,20 @@ from connector.store.schema import known, outbox
 _SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
 
 
-def claim(conn: Connection, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+def claim(
+    conn: Connection, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
+) -> list[OutboxItem]:
     """Due pending items of `kind`, marked in flight (see `Store.claim`).
 
     Items go in order of due time, then of arrival: the due-time index serves that order
-    without sorting, however long the backlog.
+    without sorting, however long the backlog. `next_attempt_at` is wall time (it survives
+    restarts), so after the clock went back an item could wait far longer than any backoff:
+    with `max_wait`, one due later than `now + max_wait` is due now too.
     """
     if kind is Kind.HEADER:
-        items = _claim_headers(conn, limit, now)
+        items = _claim_headers(conn, limit, now, max_wait)
     else:
-        items = _claim_steps(conn, limit, now)
+        items = _claim_steps(conn, limit, now, max_wait)
     for part in chunks([item.id for item in items]):
         conn.execute(
             update(outbox)
@@ -55,19 +69,50 @@ def _oldest_due(kind: Kind, limit: int, now: float) -> Select[Any]:
     )
 
 
-def _claim_headers(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
+def _stranded(kind: Kind, limit: int, beyond: float) -> Select[Any]:
+    """Pending items due after `beyond`: only possible when the wall clock went back."""
+    return (
+        select(outbox)
+        .where(_pending(kind), outbox.c.next_attempt_at > beyond)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+
+
+def _due(conn: Connection, kind: Kind, limit: int, now: float, max_wait: float | None) -> list[Any]:
+    """The oldest due rows; stranded ones only fill a batch the due ones left room in."""
+    query = _oldest_due(kind, limit, now)
+    if kind is Kind.STEP:
+        query = query.join(known, known.c.dossier == outbox.c.dossier)
+    rows = list(conn.execute(query).fetchall())
+    if max_wait is None or len(rows) >= limit:
+        return rows
+    extra = _stranded(kind, limit - len(rows), now + max_wait)
+    if kind is Kind.STEP:
+        extra = extra.join(known, known.c.dossier == outbox.c.dossier)
+    return rows + list(conn.execute(extra).fetchall())
+
+
+def _is_due(now: float, max_wait: float | None) -> ColumnElement[bool]:
+    due = outbox.c.next_attempt_at <= now
+    return due if max_wait is None else or_(due, outbox.c.next_attempt_at > now + max_wait)
+
+
+def _claim_headers(
+    conn: Connection, limit: int, now: float, max_wait: float | None
+) -> list[OutboxItem]:
     """Due headers, each replaced by the newest pending version of its dossier.
 
     Two pending versions of one dossier only exist after an operator requeued an old one;
     sending it after the newer one would roll the portal's copy back.
     """
-    rows = list(conn.execute(_oldest_due(Kind.HEADER, limit, now)))
+    rows = _due(conn, Kind.HEADER, limit, now, max_wait)
     newest = _newest_pending(conn, {row.key for row in rows})
     fresh = [row for row in rows if newest[row.key] == row.id]
     if len(fresh) < len(rows):
         wanted = {newest[row.key] for row in rows} - {row.id for row in fresh}
         query = select(outbox).where(
-            among(conn, outbox.c.id, sorted(wanted)), outbox.c.next_attempt_at <= now
+            among(conn, outbox.c.id, sorted(wanted)), _is_due(now, max_wait)
         )
         fresh = sorted([*fresh, *conn.execute(query)], key=lambda r: (r.next_attempt_at, r.id))
     held = known_among(conn, {row.dossier for row in fresh})
@@ -96,10 +141,60 @@ def _retire_older_versions(conn: Connection, keys: Sequence[str], now: float) ->
         )
 
 
-def _claim_steps(conn: Connection, limit: int, now: float) -> list[OutboxItem]:
-    query = _oldest_due(Kind.STEP, limit, now).join(known, known.c.dossier == outbox.c.dossier)
-    items = [to_item(row) for row in conn.execute(query)]
+def _claim_steps(
+    conn: Connection, limit: int, now: float, max_wait: float | None
+) -> list[OutboxItem]:
+    """Due steps of acknowledged dossiers, never overtaking an earlier step still waiting.
+
+    A step retried after a failure waits for its backoff while later steps of its dossier
+    may be new and due: sending those first would break the dossier's time order. So each
+    dossier in the due window contributes the due prefix of its pending steps in time order.
+    """
+    window = _due(conn, Kind.STEP, limit, now, max_wait)
+    if not window:
+        return []
+    chosen = _due_prefixes(conn, [row.dossier for row in window], limit, now, max_wait)
+    rows = {row.id: row for row in window}
+    missing = [i for i in chosen if i not in rows]
+    for part in chunks(missing):
+        rows.update(
+            {
+                row.id: row
+                for row in conn.execute(select(outbox).where(among(conn, outbox.c.id, part)))
+            }
+        )
+    items = [to_item(rows[i]) for i in chosen]
     return sorted(items, key=lambda item: (item.dossier, item.event_time, item.id))
+
+
+def _due_prefixes(
+    conn: Connection, dossiers: Sequence[str], limit: int, now: float, max_wait: float | None
+) -> list[int]:
+    """Ids of each dossier's pending steps in time order up to the first one not yet due."""
+    steps: dict[str, list[tuple[str, int, float]]] = {}
+    pending, step = State.PENDING.value, Kind.STEP.value
+    for part in chunks(sorted(set(dossiers))):
+        # Only the dossier is constrained in SQL, so the dossier index serves the look-up:
+        # with state and kind in the WHERE clause SQLite walks every pending step instead.
+        query = select(
+            outbox.c.dossier,
+            outbox.c.event_time,
+            outbox.c.id,
+            outbox.c.next_attempt_at,
+            outbox.c.state,
+            outbox.c.kind,
+        ).where(among(conn, outbox.c.dossier, part))
+        for dossier, at, item_id, due_at, state, kind in conn.execute(query).fetchall():
+            if state == pending and kind == step:
+                steps.setdefault(dossier, []).append((at, item_id, due_at))
+    chosen: list[int] = []
+    for dossier in dict.fromkeys(dossiers):
+        for _, item_id, due_at in sorted(steps.get(dossier, ())):
+            stranded = max_wait is not None and due_at > now + max_wait
+            if (due_at > now and not stranded) or len(chosen) >= limit:
+                break
+            chosen.append(item_id)
+    return chosen
 
 
 def known_among(conn: Connection, dossiers: set[str]) -> set[str]:

@@ -2,7 +2,9 @@
 
 One query per chunk of items returns every row of the same kind that shares a key or a
 source reference with them (superseded rows aside); `Seen` sorts those rows into the facts
-the ingest planner decides with.
+the ingest planner decides with. The same rows tell which local record owns a dossier
+number and which number a local record was first queued under, so the identity rules need
+no query of their own.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Seen:
     pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
     invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
     invalid_by_key: dict[str, list[int]] = field(default_factory=dict)  # header key -> ids
+    owner: dict[str, str] = field(default_factory=dict)  # MaHoSo -> first source_ref queued
+    number: dict[str, str] = field(default_factory=dict)  # source_ref -> first MaHoSo queued
 
     def add(self, kind: Kind, row: Row[int, str, str, str, str, str]) -> None:
         row_id, key, ref, state, digest, message = row
@@ -46,17 +50,25 @@ class Seen:
             self.live_steps.add(key)
         else:
             self.header_hash[key] = digest
+            self.claim(key, ref)
             if state == _PENDING:
                 self.pending_headers.setdefault(key, []).append(row_id)
+
+    def claim(self, dossier: str, ref: str) -> None:
+        """Record that `ref` queued a header under `dossier`; the first claim of each stands."""
+        self.owner.setdefault(dossier, ref)
+        self.number.setdefault(ref, dossier)
 
 
 def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
     """Read what the store holds for `items`: a query per kind and chunk, plus `known`."""
     seen = Seen()
     for kind in Kind:
+        found: dict[int, _Found] = {}
         for part in chunks(i for i in items if i.kind is kind):
-            for row in _rows(conn, kind, part):
-                seen.add(kind, row)
+            found.update((row[0], row) for row in _rows(conn, kind, part))
+        for row_id in sorted(found):  # oldest first across chunks: the first claim stands
+            seen.add(kind, found[row_id])
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
     seen.known_hash = _known_hashes(conn, dossiers)
     return seen

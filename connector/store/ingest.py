@@ -4,17 +4,18 @@ Ingest is on the hot path (thousands of dossiers and tens of thousands of steps 
 so a page costs a few `IN (...)` look-ups (`existing.look_up`), at most one update and one
 multi-row insert, never a query per item. `Planner` walks the items in order, deciding
 each one against what is stored and against the rows already planned (a page may hold two
-versions of one dossier); `apply` writes the plan.
+versions of one dossier); `apply` writes the plan. A header that would reuse another local
+record's MaHoSo, or change its own, becomes a dead letter instead (`Planner._identity`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, update
 
-from connector.core.records import Kind, Mapped, State
+from connector.core.records import Kind, Mapped, Problem, State
 from connector.ports import IngestResult
 from connector.store.engine import among, insert_many
 from connector.store.existing import Seen
@@ -52,6 +53,8 @@ class Planner:
         self._invalid_by_key: dict[str, Row] = {}  # planned invalid header rows
 
     def add(self, item: Mapped) -> None:
+        if item.ok and item.kind is Kind.HEADER:
+            item = self._identity(item)
         if not item.ok:
             self._invalid(item)
             return
@@ -60,6 +63,33 @@ class Planner:
             self._header(item)
         else:
             self._step(item)
+
+    def _identity(self, item: Mapped) -> Mapped:
+        """The item, or a dead letter when it would break a dossier's identity on the portal.
+
+        A MaHoSo belongs to the first local record queued under it, and a local record keeps
+        the first MaHoSo it was queued under: a second record must not overwrite the first
+        one's dossier, and the portal's MaHoSo never changes. The dead letter is keyed by
+        the source reference, so the owner's later versions do not retire it.
+        """
+        owner = self.seen.owner.get(item.dossier, item.source_ref)
+        number = self.seen.number.get(item.source_ref, item.dossier)
+        if owner != item.source_ref:
+            reason = (
+                f"dossier number already used by {owner}: {item.source_ref} has the same "
+                "number and is not sent, so it cannot overwrite that dossier on the portal"
+            )
+        elif number != item.dossier:
+            reason = (
+                f"dossier number of {item.source_ref} changed from {number!r} to "
+                f"{item.dossier!r} after it was queued; the portal's MaHoSo never changes, "
+                f"so this version is not sent and {number!r} stays as it was"
+            )
+        else:
+            self.seen.claim(item.dossier, item.source_ref)
+            return item
+        problem = Problem(field="MaHoSo", reason=reason, value=item.dossier)
+        return replace(item, key=item.source_ref, problems=(problem,))
 
     def _header(self, item: Mapped) -> None:
         row = new_row(item, State.PENDING, now=self.now)
@@ -97,7 +127,12 @@ class Planner:
             return
         self.plan.retire.update(live)
         self._retire_planned(item, by_key=False)
-        row = new_row(item, State.INVALID, now=self.now)
+        try:
+            row = new_row(item, State.INVALID, now=self.now)
+        except TypeError:  # not JSON (e.g. a lone surrogate): keep a printable copy instead
+            row = new_row(
+                replace(item, payload=_printable(item.payload)), State.INVALID, now=self.now
+            )
         self._invalid_by_ref[(row["kind"], row["source_ref"])] = row
         if item.kind is Kind.HEADER:
             self._invalid_by_key[item.key] = row
@@ -122,6 +157,23 @@ class Planner:
     def _queue(self, row: Row) -> None:
         self.plan.rows.append(row)
         self.plan.queued += 1
+
+
+def _printable(value: Any) -> Any:
+    """A JSON-safe copy of a refused payload: odd values spelled out, never dropped."""
+    if isinstance(value, dict):
+        return {str(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if (
+        value is None
+        or isinstance(value, bool | float)
+        or (isinstance(value, int) and -(2**63) <= value < 2**64)
+    ):
+        return value
+    return repr(value)
 
 
 def apply(conn: Connection, plan: Plan, *, now: float) -> None:

@@ -83,9 +83,11 @@ class SqlStore:
 
     # -- pushing --------------------------------------------------------------------------
 
-    def claim(self, kind: Kind, limit: int, *, now: float) -> list[OutboxItem]:
+    def claim(
+        self, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
+    ) -> list[OutboxItem]:
         with self._write("claim") as conn:
-            return delivery.claim(conn, kind, limit, now=now)
+            return delivery.claim(conn, kind, limit, now=now, max_wait=max_wait)
 
     def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
         with self._write("settle") as conn:

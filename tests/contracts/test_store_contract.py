@@ -210,6 +210,102 @@ def test_invalid_version_does_not_supersede_pending_valid(store: Store) -> None:
     assert states(store, "D1") == [State.PENDING, State.INVALID]
 
 
+def owned(dossier: str, ref: str, status: str = "1") -> Mapped:
+    """A valid header for `dossier` pulled from the local record `ref`."""
+    return Mapped(
+        kind=Kind.HEADER, key=dossier, dossier=dossier, source_ref=ref,
+        payload={"MaHoSo": dossier, "TrangThaiHoSo": status},
+    )  # fmt: skip
+
+
+def dead(store: Store) -> list[tuple[str, str, str]]:
+    """(source_ref, dossier, reason) of every dead letter, oldest first."""
+    rows = sorted(store.items(states=[State.INVALID], limit=1000), key=lambda i: i.id)
+    return [(i.source_ref, i.dossier, i.last_message) for i in rows]
+
+
+@pytest.mark.parametrize("same_page", [True, False], ids=["same-page", "later-page"])
+def test_second_record_with_the_same_dossier_number_is_refused(
+    store: Store, same_page: bool
+) -> None:
+    """A second local record with a MaHoSo already queued by another is a dead letter naming
+    both records, and the first record's queued version is left as it was."""
+    first, second = owned("D1", "dossiers:1", "1"), owned("D1", "dossiers:2", "2")
+    if same_page:
+        result = store.ingest("dossiers", [first, second], None, now=T0)
+        assert (result.queued, result.invalid) == (1, 1)
+    else:
+        store.ingest("dossiers", [first], None, now=T0)
+        assert store.ingest("dossiers", [second], None, now=T0 + 1).invalid == 1
+    ((ref, dossier, reason),) = dead(store)
+    assert (ref, dossier) == ("dossiers:2", "D1")
+    assert reason.startswith("MaHoSo: dossier number already used by dossiers:1: dossiers:2")
+    (pending,) = store.items(states=[State.PENDING])
+    assert (pending.source_ref, pending.payload["TrangThaiHoSo"]) == ("dossiers:1", "1")
+
+
+def test_duplicate_with_identical_content_is_still_refused(store: Store) -> None:
+    """A duplicate is refused even when its content equals the owner's (not 'unchanged')."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    result = store.ingest("dossiers", [owned("D1", "dossiers:2")], None, now=T0 + 1, force=True)
+    assert (result.queued, result.unchanged, result.invalid) == (0, 0, 1)
+
+
+def test_owner_keeps_updating_and_the_duplicate_stays_dead(store: Store) -> None:
+    """The owner's later versions are queued and leave the duplicate's dead letter alone;
+    re-pulling the duplicate does not pile up dead letters."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("dossiers", [owned("D1", "dossiers:2")], None, now=T0 + 1)
+    result = store.ingest(
+        "dossiers", [owned("D1", "dossiers:1", "2"), owned("D1", "dossiers:2")], None, now=T0 + 2
+    )
+    assert (result.queued, result.unchanged, result.invalid) == (1, 1, 0)
+    assert [ref for ref, _, _ in dead(store)] == ["dossiers:2"]
+
+
+def test_changed_dossier_number_is_refused_and_the_old_one_stays(store: Store) -> None:
+    """A local record queued under one MaHoSo and later pulled under another is a dead
+    letter saying from what to what; its first MaHoSo is still the one sent."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    result = store.ingest("dossiers", [owned("D2", "dossiers:1", "2")], None, now=T0 + 1)
+    assert (result.queued, result.invalid) == (0, 1)
+    ((ref, dossier, reason),) = dead(store)
+    assert (ref, dossier) == ("dossiers:1", "D2")
+    assert "changed from 'D1' to 'D2'" in reason
+    assert states(store, "D1") == [State.ACKED]
+    assert store.ingest("dossiers", [owned("D1", "dossiers:1", "3")], None, now=T0 + 2).queued == 1
+    assert dead(store) == [], "changing the number back retires the dead letter"
+
+
+def test_changed_dossier_number_within_one_page(store: Store) -> None:
+    """Two versions of one record with different MaHoSo in one page: the first is queued."""
+    items = [owned("D1", "dossiers:1"), owned("D2", "dossiers:1")]
+    result = store.ingest("dossiers", items, None, now=T0)
+    assert (result.queued, result.invalid) == (1, 1)
+    (pending,) = store.items(states=[State.PENDING])
+    assert pending.dossier == "D1"
+
+
+def test_invalid_record_does_not_claim_a_dossier_number(store: Store) -> None:
+    """A record never queued (invalid) owns no number: another record may use it, and it
+    may itself come back valid under a different number."""
+    store.ingest("dossiers", [broken(owned("D1", "dossiers:1"))], None, now=T0)
+    assert store.ingest("dossiers", [owned("D1", "dossiers:2")], None, now=T0 + 1).queued == 1
+    assert store.ingest("dossiers", [owned("D3", "dossiers:1")], None, now=T0 + 2).queued == 1
+
+
+def test_identity_look_up_spans_many_chunks(store: Store) -> None:
+    """The identity rules hold for pages larger than one look-up chunk."""
+    first = [owned(f"D{n}", f"dossiers:{n}") for n in range(1200)]
+    store.ingest("dossiers", first, None, now=T0)
+    again = [owned(f"D{n}", f"dossiers:{n + 1}") for n in range(0, 1200, 100)]
+    result = store.ingest("dossiers", again, None, now=T0 + 1)
+    assert (result.queued, result.invalid) == (0, len(again))
+
+
 def test_cursor_moves_with_ingest(store: Store) -> None:
     """The cursor is saved with its page and left alone when no cursor is given."""
     assert store.cursor("dossiers") is None

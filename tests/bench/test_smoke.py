@@ -1,0 +1,50 @@
+"""A small run of the backfill benchmark, so CI proves the script works end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+LAST_LINE = re.compile(
+    r"^dossiers_per_s=\d+ steps_per_s=\d+ peak_rss_mb=\d+\.\d ratio_vs_per_dossier=\d+\.\d$"
+)
+
+
+def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Path) -> None:
+    """300 dossiers through every phase: the run ends well and its last line has the
+    figures, with nothing repeated at the portal."""
+    args = [
+        "--dossiers", "300", "--template-dossiers", "200", "--baseline-dossiers", "20",
+        "--steady-seconds", "3", "--steady-rate", "4", "--outage-seconds", "1",
+        "--drain-dossiers", "100", "--drain-rate", "500", "--timeout", "240",
+        "--workdir", str(tmp_path / "bench"),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "backfill.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # its sandbox and daemon can be stopped with it
+    )
+    try:
+        out, err = proc.communicate(timeout=420)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, out + err
+    lines = out.strip().splitlines()
+    assert LAST_LINE.match(lines[-1]), lines[-1]
+    assert "{'duplicate_steps': 0, 'headers_applied_twice': 0}" in out
+    assert any(line.startswith("steady state:") and "p95" in line for line in lines)
+    assert any(line.startswith("outage of 1 s") for line in lines)

@@ -1,0 +1,83 @@
+"""Replies that cannot be trusted, after the portal applied the batch: never a success."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.app import App
+from connector.core.records import OutcomeStatus
+from connector.errors import PortalTransient
+from connector.portals.classify import ItemResult, ReplyCodes, decide_batch, outcome_for
+from tests.faults.badportal import BadPortal
+from tests.faults.checker import Bounds, assert_clean
+from tests.faults.workload import Rig, close_app, drive
+
+pytestmark = pytest.mark.e2e
+
+BROKEN = [
+    "html200",
+    "truncated_json",
+    "invalid_utf8",
+    "not_object",
+    "oversized",
+    "oversized_chunked",
+    "dup_results",
+]
+HEADERS, STEPS = 20, 80
+
+
+def _sent(app: App, kind: str, outcome: str) -> float:
+    value = app.metrics.registry.get_sample_value(
+        "connector_sent_items_total", {"kind": kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_malformed_and_oversized_replies_are_retried(rig: Rig) -> None:
+    """HTML with status 200, cut JSON, invalid UTF-8, a JSON array, replies over the byte cap
+    and per-item results naming other dossiers all leave the outcome unknown: resent, and
+    acknowledged only by a later, well-formed reply."""
+    plan = BROKEN * 2
+    with rig.portal() as sandbox, BadPortal(sandbox.url, plan=plan) as bad:
+        settings = rig.settings(bad.url, portal={"max_reply_bytes": 65536})
+        app = App(settings)
+        try:
+            await drive(app, until=rig.drained, timeout=90)
+        finally:
+            await close_app(app)
+        assert not bad.plan, "every broken reply was served"
+    limit = len(plan)
+    assert_clean(
+        rig.check(Bounds(noop_applications=limit * HEADERS, duplicate_steps=limit * STEPS))
+    )
+
+
+async def test_duplicate_acknowledgements_are_counted_once(rig: Rig) -> None:
+    """When the portal took a batch but answered 503, the resend is acknowledged again: each
+    item is still acknowledged once in the outbox and once in the metrics."""
+    plan = ["ack_then_503"] * 6
+    with rig.portal() as sandbox, BadPortal(sandbox.url, plan=plan) as bad:
+        app = App(rig.settings(bad.url))
+        try:
+            await drive(app, until=rig.drained, timeout=90)
+        finally:
+            await close_app(app)
+        assert bad.applied["ack_then_503"] == 6
+    report = rig.check(Bounds(noop_applications=6 * HEADERS, duplicate_steps=6 * STEPS))
+    assert_clean(report)
+    assert report.figures["noop_applications"] + report.figures["duplicate_steps"] > 0
+    acked = report.figures["acked_items"]
+    assert _sent(app, "header", "ok") + _sent(app, "step", "ok") == acked
+
+
+def test_results_naming_other_dossiers_decide_nothing() -> None:
+    """A success whose per-item results name other dossiers than the batch is not a success
+    for the batch's items (positions cannot be trusted)."""
+    codes = ReplyCodes(success=frozenset({"0"}))
+    call = outcome_for("0", "ok", codes)
+    results = [ItemResult(code="0", key="A"), ItemResult(code="0", key="A")]
+    with pytest.raises(PortalTransient, match="do not match"):
+        decide_batch(call, results, ["A", "B"], codes)
+    rejected = outcome_for("7", "bad", codes)
+    reply = decide_batch(rejected, results, ["A", "B"], codes)
+    assert [o.status for o in reply.outcomes] == [OutcomeStatus.REJECTED] * 2

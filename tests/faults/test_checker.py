@@ -1,0 +1,61 @@
+"""The checker itself: it must find every kind of violation, not only pass clean runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+import pytest
+
+from connector.app import App
+from tests.faults.checker import Bounds, assert_clean
+from tests.faults.workload import Rig, close_app, drive
+
+pytestmark = pytest.mark.e2e
+
+
+def _edit(path: object, *statements: str) -> None:
+    with closing(sqlite3.connect(str(path))) as db:
+        for sql in statements:
+            db.execute(sql)
+        db.commit()
+
+
+async def test_checker_reports_every_violation(rig: Rig) -> None:
+    """A clean run passes; then a lost dossier, a double create, a step out of order, an ACK
+    without a reply and a valid dead letter are each reported."""
+    with rig.portal() as sandbox:
+        app = App(rig.settings(sandbox.url))
+        try:
+            await drive(app, until=rig.drained, timeout=60)
+        finally:
+            await close_app(app)
+    assert_clean(rig.check())
+    with closing(sqlite3.connect(rig.sandbox_db)) as db:
+        lost, doubled = (r[0] for r in db.execute("SELECT ma_ho_so FROM dossiers LIMIT 2"))
+        (stepped,) = db.execute(
+            "SELECT ma_ho_so FROM steps GROUP BY ma_ho_so HAVING COUNT(*) > 1 LIMIT 1"
+        ).fetchone()
+    _edit(
+        rig.sandbox_db,
+        f"DELETE FROM dossiers WHERE ma_ho_so = '{lost}'",
+        "INSERT INTO applications (seq, ma_ho_so, hash, is_updating, noop, at)"
+        f" VALUES (999999, '{doubled}', 'h', 0, 0, 0)",
+        f"UPDATE steps SET seq = -seq WHERE ma_ho_so = '{stepped}'",
+        "UPDATE steps SET received_count = 2",
+    )
+    _edit(
+        rig.state_db,
+        f"UPDATE outbox SET state = 'parked' WHERE kind = 'header' AND dossier = '{doubled}'",
+        "DELETE FROM audit WHERE action = 'reply' AND service = 'CapNhatTienDoHoSoMC'",
+    )
+    report = rig.check(Bounds(duplicate_steps=1))
+    text = "\n".join(report.violations)
+    assert f"(a) dossier {lost} is not held" in text
+    assert f"(b) dossier {doubled} was created 2 times" in text
+    assert "re-sent steps, more than 1" in text
+    assert f"(c) dossier {stepped}: step at" in text
+    assert "ACKED without an ack reply" in text
+    assert f"(e) valid dossier {doubled} is a dead letter (parked)" in text
+    with pytest.raises(AssertionError, match="violation"):
+        assert_clean(report)

@@ -1,0 +1,62 @@
+"""5xx bursts, a ten-minute outage and 429 storms: delivered exactly once, never hammered."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.app import App
+from tests.faults.checker import Bounds, assert_clean
+from tests.faults.workload import FastClock, Rig, close_app, drive
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_5xx_bursts_deliver_exactly_once(rig: Rig) -> None:
+    """With a third of the portal's calls failing with 500/503, everything still arrives once."""
+    with rig.portal(fault_rate=0.35, faults=("503", "500"), seed=5) as sandbox:
+        app = App(rig.settings(sandbox.url))
+        try:
+            await drive(app, until=rig.drained, timeout=90)
+        finally:
+            await close_app(app)
+        stats = rig.stats()
+    assert stats["faults"].get("503", 0) + stats["faults"].get("500", 0) > 0
+    assert_clean(rig.check())
+
+
+async def test_ten_minute_outage_with_a_fast_clock(rig: Rig) -> None:
+    """A portal down for ten minutes (of injected time) costs retries with growing backoff,
+    parks nothing, and everything arrives once when it returns."""
+    clock = FastClock(speed=200.0)
+    with rig.portal() as sandbox:
+        rig.admin("/_sandbox/outage", {"seconds": 3.5})
+        settings = rig.settings(
+            sandbox.url, delivery={"backoff_initial": 30, "backoff_max": 600, "max_attempts": 8}
+        )
+        app = App(settings, clock=clock)
+        started = clock.now()
+        try:
+            await drive(app, until=rig.drained, timeout=90)
+        finally:
+            await close_app(app)
+        stats = rig.stats()
+    assert clock.now() - started >= 600, "the outage must span ten minutes of connector time"
+    assert stats["faults"].get("outage", 0) > 0
+    # Exponential backoff, not a hot loop: a handful of calls per batch during the outage.
+    assert stats["faults"]["outage"] < 60, stats["faults"]
+    assert app.health.push.state == "ok"
+    assert_clean(rig.check())
+
+
+async def test_429_storm_honours_retry_after(rig: Rig) -> None:
+    """Throttled calls wait at least Retry-After and nothing is dead-lettered for it."""
+    clock = FastClock(speed=1.0)
+    with rig.portal(fault_rate=0.5, faults=("429",), retry_after=0.5, seed=9) as sandbox:
+        app = App(rig.settings(sandbox.url), clock=clock)
+        try:
+            await drive(app, until=rig.drained, timeout=120)
+        finally:
+            await close_app(app)
+        stats = rig.stats()
+    assert stats["faults"].get("429", 0) > 0
+    assert_clean(rig.check(Bounds()))

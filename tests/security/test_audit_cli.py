@@ -1,0 +1,120 @@
+"""`connector audit verify` after a real run: intact, then edited, deleted and reordered."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.security.seeded import Seeded
+from tests.security.stack import SecureStack, table_text
+
+pytestmark = pytest.mark.e2e
+
+Tamper = Callable[[sqlite3.Connection], None]
+
+
+def _edit_outcome(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE audit SET outcome = 'ok' WHERE seq = 4")
+
+
+def _delete_row(conn: sqlite3.Connection) -> None:
+    conn.execute("DELETE FROM audit WHERE seq = 3")
+
+
+def _swap_rows(conn: sqlite3.Connection) -> None:
+    """Rows 2 and 3 trade places: each keeps its own content, hashes and links."""
+    conn.execute("UPDATE audit SET seq = -2 WHERE seq = 2")
+    conn.execute("UPDATE audit SET seq = 2 WHERE seq = 3")
+    conn.execute("UPDATE audit SET seq = 3 WHERE seq = -2")
+
+
+def _copy(source: Path, target: Path) -> None:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+@pytest.fixture(scope="module")
+def pristine(
+    tmp_path_factory: pytest.TempPathFactory, seeded_template: tuple[Path, Seeded]
+) -> Iterator[tuple[SecureStack, Path]]:
+    """One real pull-and-push run for the module; its state store is kept as a copy."""
+    stack = SecureStack(tmp=tmp_path_factory.mktemp("audit"))
+    shutil.copy(seeded_template[0], stack.demo_db)
+    stack.write_config()
+    try:
+        stack.start_sandbox()
+        stack.cli("run", "--once")
+    finally:
+        stack.stop_all()
+    copy = stack.tmp / "pristine.db"
+    _copy(stack.state_db, copy)
+    yield stack, copy
+
+
+@pytest.fixture
+def audited(pristine: tuple[SecureStack, Path]) -> tuple[SecureStack, Path]:
+    """The stack with its state store reset to the run's untouched copy."""
+    stack, copy = pristine
+    _copy(copy, stack.state_db)
+    return stack, copy
+
+
+def test_untouched_trail_verifies(audited: tuple[SecureStack, Path], seeded: Seeded) -> None:
+    """After a real run the chain verifies (exit 0) and holds hashes, never personal data."""
+    stack, _ = audited
+    verdict = stack.cli("audit", "verify")
+    assert "audit trail intact" in verdict.stdout
+    rows = table_text(stack.state_db, "audit")
+    assert rows.count("DongBoHoSoMC") > 1 and "CapNhatTienDoHoSoMC" in rows
+    assert seeded.found_in(rows) == []
+    outbox = table_text(stack.state_db, "outbox")
+    assert seeded.found_in(outbox), "the seeded data should be in the outbox payloads"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "first_bad", "words"),
+    [
+        (_edit_outcome, 4, "edited"),
+        (_delete_row, 3, "deleted"),
+        (_swap_rows, 2, "link to the previous row"),
+    ],
+)
+def test_tampered_trail_names_the_first_bad_record(
+    audited: tuple[SecureStack, Path], tamper: Tamper, first_bad: int, words: str
+) -> None:
+    """Editing, deleting or swapping rows makes `audit verify` exit 1 naming the first bad
+    record."""
+    stack, _ = audited
+    conn = sqlite3.connect(stack.state_db)
+    try:
+        with conn:
+            tamper(conn)
+    finally:
+        conn.close()
+    verdict = stack.cli("audit", "verify", check=False)
+    assert verdict.returncode == 1, verdict.stdout + verdict.stderr
+    assert f"broken at record {first_bad}" in verdict.stderr, verdict.stderr
+    assert words in verdict.stderr, verdict.stderr
+
+
+def test_cutting_the_newest_rows_is_noticed(audited: tuple[SecureStack, Path]) -> None:
+    """Deleting the last rows leaves an intact-looking chain, but the recorded head differs."""
+    stack, _ = audited
+    conn = sqlite3.connect(stack.state_db)
+    try:
+        with conn:
+            (last,) = conn.execute("SELECT max(seq) FROM audit").fetchone()
+            conn.execute("DELETE FROM audit WHERE seq >= ?", (last - 1,))
+    finally:
+        conn.close()
+    verdict = stack.cli("audit", "verify", check=False)
+    assert verdict.returncode == 1
+    assert f"broken at record {last - 1}" in verdict.stderr, verdict.stderr
