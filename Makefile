@@ -33,8 +33,8 @@ soak: $(VENV)/.installed-dev
 	CONNECTOR_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_crash_loop.py
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check connector tests
-	$(BIN)/ruff format --check connector tests
+	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff format --check connector tests bench
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

@@ -115,7 +115,7 @@ def test_sigkill_during_push_loses_nothing(stack: Stack) -> None:
     stack.write_config()
     expected = expected_from_demo(stack.demo_db)
     # A small delay on each call keeps pushes in flight when the kill lands.
-    stack.start_sandbox("--fault-rate", "0.3", "--faults", "slow")
+    stack.start_sandbox("--fault-rate", "0.3", "--faults", "slow", "--slow-seconds", "0.3")
     kills = 0
     for threshold in (len(expected.dossiers) // 4, len(expected.dossiers) // 2):
         daemon = stack.start_daemon()
