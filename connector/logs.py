@@ -126,6 +126,7 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.WARNING)
     # Skipped runs of a still-running job are the design (jobs never overlap), not news.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)  # "executed successfully"
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     structlog.configure(
         processors=[
