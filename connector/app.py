@@ -223,7 +223,13 @@ class OperatorActions:
         self._on_queued()
         return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
 
-    def resync(self, selection: Selection, *, dry_run: bool) -> Mapping[str, Any]:
+    def resync(
+        self,
+        selection: Selection,
+        *,
+        dry_run: bool,
+        progress: Callable[[str, int], None] = lambda stream, n: None,
+    ) -> Mapping[str, Any]:
         from connector.jobs.resync import resync
 
         app = self._app
@@ -234,6 +240,7 @@ class OperatorActions:
             clock=app.clock,
             selection=selection,
             dry_run=dry_run,
+            progress=progress,
         )
         if not dry_run:
             keys = [selection.dossier] if selection.dossier else []

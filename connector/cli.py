@@ -27,7 +27,7 @@ from rich.table import Table
 from connector import settings as settings_mod
 from connector.app import App
 from connector.cli_demo import demo_app, sandbox_command
-from connector.core.records import DEAD_STATES, Kind, State
+from connector.core.records import DEAD_STATES, Kind, Mapped, State
 from connector.errors import ConfigError, ConnectorError, MappingError
 from connector.logs import configure_logging
 from connector.ports import Selection
@@ -177,7 +177,7 @@ def resync(
     ] = False,
 ) -> None:
     """Re-read dossiers from the local system and queue them again (headers and steps)."""
-    from connector.jobs.resync import resync as do_resync
+    from connector.app import OperatorActions
 
     selection = Selection(
         dossier=dossier,
@@ -189,22 +189,15 @@ def resync(
     if selection == Selection():
         fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
     with opened(config) as app, _progress() as advance:
-        report = do_resync(
-            source=app.source,
-            mapping=app.mapping,
-            store=app.store,
-            clock=app.clock,
-            selection=selection,
-            dry_run=dry_run,
-            progress=advance,
-        )
+        report = OperatorActions(app).resync(selection, dry_run=dry_run, progress=advance)
     verb = "would queue" if dry_run else "queued"
-    for stream, n in report.read.items():
-        queued = n - report.invalid.get(stream, 0) if dry_run else report.queued.get(stream, 0)
-        out.print(f"{stream}: read {n}, {verb} {queued}, invalid {report.invalid.get(stream, 0)}")
-    for reason in report.reasons:
-        out.print(f"  [yellow]refused[/yellow] {reason}", highlight=False)
-    if not report.read:
+    read, invalid, queued_by = report["read"], report["invalid"], report["queued"]
+    for stream, n in read.items():
+        queued = n - invalid.get(stream, 0) if dry_run else queued_by.get(stream, 0)
+        out.print(f"{stream}: read {n}, {verb} {queued}, invalid {invalid.get(stream, 0)}")
+    for reason in report["reasons"]:
+        out.print(f"  [yellow]refused[/yellow] {escape(reason)}", highlight=False)
+    if not read:
         out.print("nothing matched the selection")
 
 
@@ -305,20 +298,16 @@ def outbox_retry(
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead letter.")] = False,
 ) -> None:
     """Send dead letters again: parked ones as they are, refused ones re-read and re-mapped."""
-    from connector.jobs.resync import retry_dead
+    from connector.app import OperatorActions
 
+    if not item_ids and not all_dead:
+        fail("give item ids or --all-dead", 2)
     with opened(config) as app:
-        ids = list(item_ids or [])
-        if all_dead:
-            ids += [i.id for i in app.store.items(states=sorted(DEAD_STATES), limit=100000)]
-        if not ids:
-            fail("give item ids or --all-dead", 2)
-        results = retry_dead(
-            item_ids=ids, source=app.source, mapping=app.mapping, store=app.store, clock=app.clock
-        )
+        report = OperatorActions(app).retry(list(item_ids or []), all_dead=all_dead)
+    results = report["results"]
     for r in results:
-        out.print(f"{r.item_id}: {r.action}")
-    if any(r.action in ("not found", "cannot re-read") for r in results):
+        out.print(f"{r['id']}: {r['action']}")
+    if any(r["action"] in ("not found", "cannot re-read") for r in results):
         raise typer.Exit(1)
 
 
@@ -361,9 +350,10 @@ def mapping_preview(
         fail(f"no record for dossier {dossier!r} in the local system")
 
 
-def _print_mapped(mapped: Any) -> None:
+def _print_mapped(mapped: Mapped) -> None:
     service = "DongBoHoSoMC" if mapped.kind == Kind.HEADER else "CapNhatTienDoHoSoMC"
-    verdict = "[green]valid[/green]" if mapped.ok else f"[red]refused[/red]: {mapped.reason()}"
+    reason = escape(mapped.reason())
+    verdict = "[green]valid[/green]" if mapped.ok else f"[red]refused[/red]: {reason}"
     out.print(f"# {service} {mapped.key} ({mapped.source_ref}) {verdict}", highlight=False)
     out.print_json(data=mapped.payload)
 
