@@ -72,7 +72,6 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--page-size", type=int, default=Tuning.page_size)
     p.add_argument("--header-batch", type=int, default=Tuning.header_batch)
     p.add_argument("--step-batch", type=int, default=Tuning.step_batch)
-    p.add_argument("--concurrency", type=int, default=Tuning.concurrency)
     p.add_argument("--skip", default="", help="comma list of phases to skip: baseline,steady,drain")
     return p.parse_args(argv)
 
@@ -101,7 +100,6 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
         page_size=args.page_size,
         header_batch=args.header_batch,
         step_batch=args.step_batch,
-        concurrency=args.concurrency,
     )
     started = time.monotonic()
     source = procs.workdir / "source.db"

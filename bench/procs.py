@@ -39,7 +39,6 @@ dstcode = "{dstcode}"
 madonvi = "000.00.01.H26"
 header_batch_size = {header_batch}
 step_batch_size = {step_batch}
-concurrency = {concurrency}
 max_items_per_second = {rate}
 session_expired_codes = ["-1"]
 transient_codes = ["503"]
@@ -64,14 +63,13 @@ class Tuning:
     page_size: int = 2000
     header_batch: int = 500
     step_batch: int = 1000
-    concurrency: int = 3
     pull_seconds: float = 1.0
     rate: float = 0.0
 
     def describe(self) -> str:
         return (
             f"source.page_size={self.page_size} portal.header_batch_size={self.header_batch} "
-            f"portal.step_batch_size={self.step_batch} portal.concurrency={self.concurrency} "
+            f"portal.step_batch_size={self.step_batch} "
             f"portal.max_items_per_second={self.rate:g} schedule.pull_seconds="
             f"{self.pull_seconds:g}"
         )
@@ -152,7 +150,6 @@ class Processes:
             page_size=tuning.page_size,
             header_batch=tuning.header_batch,
             step_batch=tuning.step_batch,
-            concurrency=tuning.concurrency,
             rate=tuning.rate,
             pull_seconds=tuning.pull_seconds,
         )

@@ -97,7 +97,6 @@ class App:
             policy=policy,
             header_batch=self.settings.portal.header_batch_size,
             step_batch=self.settings.portal.step_batch_size,
-            concurrency=self.settings.portal.concurrency,
             max_items_per_second=self.settings.portal.max_items_per_second,
         )
 

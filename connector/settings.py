@@ -112,7 +112,6 @@ class PortalSettings(_Section):
     madonvi: str
     header_batch_size: PositiveInt = 50
     step_batch_size: PositiveInt = 200
-    concurrency: PositiveInt = 1  # batches in flight at once; a dossier is never in two
     max_items_per_second: NonNegativeFloat = 0.0  # push rate limit; 0 is unlimited
     max_connections: PositiveInt = 8
     max_reply_bytes: PositiveInt = 4 * 1024 * 1024

@@ -4,10 +4,8 @@ Headers go first so that, in the same round, the steps of newly acknowledged dos
 follow; a step is never claimed before its dossier's header is acknowledged (the store
 enforces it). Every call is recorded in the audit trail before and after it is made.
 
-With `concurrency` above 1, that many rounds run at once (the portal works on one batch
-while the connector prepares the next), and a dossier is never in two batches in flight:
-items of a dossier already in flight go back to the queue unsent, so its steps keep their
-order. `max_items_per_second` paces every call with a token bucket.
+Batches go one at a time, so a dossier's steps can never overtake each other in flight.
+`max_items_per_second` paces every call with a token bucket.
 """
 
 from __future__ import annotations
@@ -57,7 +55,6 @@ class PushJob:
         step_batch: int,
         refused_backoff: float = 60.0,
         rng: random.Random | None = None,
-        concurrency: int = 1,
         max_items_per_second: float = 0.0,
     ) -> None:
         self._portal = portal
@@ -73,9 +70,6 @@ class PushJob:
         self._refusals = 0
         self._stranded = False  # a store failure may have left claimed items in flight
         self._troubled = False  # this round met a transient failure: not a success
-        self._concurrency = max(1, concurrency)
-        self._busy: set[str] = set()  # dossiers with an item in a batch in flight
-        self._claiming = anyio.Lock()
         self._bucket = (
             TokenBucket(max_items_per_second, now=clock.monotonic())
             if max_items_per_second > 0
@@ -87,19 +81,6 @@ class PushJob:
     ) -> int:
         """Rounds until nothing is due, the time box ends or a stop is asked for."""
         deadline = self._clock.monotonic() + max_seconds
-        if self._concurrency == 1:
-            return await self._lane(deadline, should_stop)
-        totals: list[int] = []
-
-        async def lane() -> None:
-            totals.append(await self._lane(deadline, should_stop))
-
-        async with anyio.create_task_group() as group:
-            for _ in range(self._concurrency):
-                group.start_soon(lane)
-        return sum(totals)
-
-    async def _lane(self, deadline: float, should_stop: Callable[[], bool]) -> int:
         total = 0
         while self._clock.monotonic() < deadline and not should_stop():
             done = await self.round()
@@ -139,58 +120,28 @@ class PushJob:
         return settled
 
     async def _kind(self, kind: Kind) -> int:
-        async with self._claiming:  # claims in turn, so each sees the dossiers in flight
-            claimed = await self._db(
-                self._store.claim,
-                kind,
-                self._batch[kind],
-                now=self._clock.now(),
-                max_wait=self._policy.cap,
-            )
-            items = [i for i in claimed if i.dossier not in self._busy]
-            mine = {i.dossier for i in items}
-            self._busy |= mine
-        try:
-            await self._put_back([i for i in claimed if i.dossier not in mine])
-            if not items:
-                return 0
-            if kind == Kind.STEP:
-                await self._deliver(kind, items, self._portal.push_steps)
-            else:
-                for updating in (False, True):
-                    group = [i for i in items if i.updating is updating]
-                    if group:
-                        await self._deliver(kind, group, self._headers_call(updating))
-        finally:
-            self._busy -= mine
+        items = await self._db(
+            self._store.claim,
+            kind,
+            self._batch[kind],
+            now=self._clock.now(),
+            max_wait=self._policy.cap,
+        )
+        if not items:
+            return 0
+        if kind == Kind.STEP:
+            await self._deliver(kind, items, self._portal.push_steps)
+        else:
+            for updating in (False, True):
+                group = [i for i in items if i.updating is updating]
+                if group:
+                    await self._deliver(kind, group, self._headers_call(updating))
         return len(items)
 
     async def _recover(self) -> None:
-        """Items left in flight back to the queue, once no other batch is in flight (with
-        several in flight, their items must not be claimed again while being sent)."""
-        if self._busy:
-            self._stranded = True
-            return
+        """Items left in flight by a failed round back to the queue."""
         await self._db(self._store.recover)
         self._stranded = False
-
-    async def _put_back(self, items: list[OutboxItem]) -> None:
-        """Claimed items of a dossier in another batch in flight go back to the queue at
-        once, unsent and without counting an attempt: its steps must not overtake it."""
-        if not items:
-            return
-        now = self._clock.now()
-        back = [
-            Settlement(
-                item_id=i.id,
-                state=State.PENDING,
-                next_attempt_at=now,
-                count_attempt=False,
-                message="its dossier was in another batch in flight",
-            )
-            for i in items
-        ]
-        await self._db(self._store.settle, back, now=now)
 
     async def _paced(self, items: int) -> None:
         """Wait for the rate limit's tokens for `items` (no wait without a limit)."""
