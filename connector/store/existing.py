@@ -34,6 +34,7 @@ class Seen:
     header_hash: dict[str, str] = field(default_factory=dict)  # key -> newest live hash
     known_hash: dict[str, str] = field(default_factory=dict)  # dossier -> acked hash
     live_steps: set[str] = field(default_factory=set)  # step keys queued or sent
+    pending_steps: set[str] = field(default_factory=set)  # step keys still waiting to go
     pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
     invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
     invalid_by_key: dict[str, list[int]] = field(default_factory=dict)  # header key -> ids
@@ -48,6 +49,8 @@ class Seen:
                 self.invalid_by_key.setdefault(key, []).append(row_id)
         elif kind is Kind.STEP:
             self.live_steps.add(key)
+            if state == _PENDING:
+                self.pending_steps.add(key)
         else:
             self.header_hash[key] = digest
             self.claim(key, ref)

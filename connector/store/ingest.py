@@ -108,10 +108,13 @@ class Planner:
         self._queue(row)
 
     def _step(self, item: Mapped) -> None:
-        if item.key in self.seen.live_steps and not self.force:
+        # Forced (a resync) re-sends a step already sent, never one still waiting to go.
+        queued = self.seen.pending_steps if self.force else self.seen.live_steps
+        if item.key in queued:
             self.plan.unchanged += 1
             return
         self.seen.live_steps.add(item.key)
+        self.seen.pending_steps.add(item.key)
         self._queue(new_row(item, State.PENDING, now=self.now))
 
     def _invalid(self, item: Mapped) -> None:

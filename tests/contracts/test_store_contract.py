@@ -136,11 +136,22 @@ def test_changed_header_leaves_in_flight_version_alone(store: Store) -> None:
 
 
 def test_force_queues_unchanged_header_and_step(store: Store) -> None:
-    """`force` queues items even when their content is already queued."""
+    """`force` queues items again even when the portal already has the same content."""
     items = [header("D1"), step("D1", "20260101080000")]
     store.ingest("dossiers", items, None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    acknowledge(store, Kind.STEP)
     result = store.ingest("dossiers", items, None, now=T0 + 1, force=True)
     assert (result.queued, result.unchanged) == (2, 0)
+
+
+def test_force_does_not_double_a_step_still_waiting(store: Store) -> None:
+    """A resync of a step that has not gone yet leaves one pending row, not two."""
+    item = step("D1", "20260101080000")
+    store.ingest("dossiers", [item], None, now=T0)
+    result = store.ingest("dossiers", [item], None, now=T0 + 1, force=True)
+    assert (result.queued, result.unchanged) == (0, 1)
+    assert len(store.items(states=[State.PENDING], kind=Kind.STEP)) == 1
 
 
 def test_acked_hash_detects_unchanged_after_purge(store: Store) -> None:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,9 +327,3 @@ def outbox_states(state_db: Path) -> dict[str, int]:
         return dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
     finally:
         db.close()
-
-
-@dataclass
-class Running:
-    stack: Stack
-    procs: Iterator[subprocess.Popen[bytes]] | None = None

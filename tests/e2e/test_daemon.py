@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections import Counter
 
 import pytest
 
 from tests.e2e.harness import (
+    Expected,
     Stack,
     dead_letters,
     expected_from_demo,
@@ -26,17 +26,26 @@ def _delivered(stack: Stack, n_dossiers: int, n_steps: int) -> bool:
     return stats["dossiers"] >= n_dossiers and stats["steps"] >= n_steps
 
 
-def _drained(stack: Stack) -> bool:
+def _drained(stack: Stack, invalid: frozenset[str]) -> bool:
     """Nothing pending or in flight but the steps of invalid dossiers, which wait for a fix."""
     import sqlite3
 
-    invalid = expected_from_demo(stack.demo_db).invalid
     db = sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT kind, dossier FROM outbox WHERE state IN ('pending','in_flight')")
         return all(kind == "step" and dossier in invalid for kind, dossier in rows)
     finally:
         db.close()
+
+
+def _wait_for_everything(stack: Stack, expected: Expected, *, timeout: float, what: str) -> None:
+    """Until the sandbox holds the whole demo and nothing is left to send."""
+    wait_until(
+        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
+        timeout=timeout,
+        what=what,
+    )
+    wait_until(lambda: _drained(stack, expected.invalid), timeout=30, what="the outbox to drain")
 
 
 def assert_exactly_once(stack: Stack) -> None:
@@ -61,12 +70,7 @@ def test_daemon_delivers_every_valid_record_once(stack: Stack) -> None:
     assert expected.invalid, "the demo must contain deliberately invalid records"
     stack.start_sandbox()
     daemon = stack.start_daemon()
-    wait_until(
-        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-        timeout=120,
-        what="the sandbox to hold the demo",
-    )
-    wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
+    _wait_for_everything(stack, expected, timeout=120, what="the sandbox to hold the demo")
     assert_exactly_once(stack)
     stats = stack.stats()
     assert stats["duplicate_steps"] == 0
@@ -82,12 +86,7 @@ def test_status_endpoint_reports_the_pipeline(stack: Stack) -> None:
     expected = expected_from_demo(stack.demo_db)
     stack.start_sandbox()
     stack.start_daemon()
-    wait_until(
-        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-        timeout=120,
-        what="delivery",
-    )
-    wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
+    _wait_for_everything(stack, expected, timeout=120, what="delivery")
 
     def status_settled() -> bool:
         status = stack.status()
@@ -130,12 +129,7 @@ def test_sigkill_during_push_loses_nothing(stack: Stack) -> None:
         kills += 1
     assert outbox_states(stack.state_db).get("pending", 0) > 0, "killed too late to matter"
     stack.start_daemon()
-    wait_until(
-        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-        timeout=180,
-        what="delivery after the kills",
-    )
-    wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
+    _wait_for_everything(stack, expected, timeout=180, what="delivery after the kills")
     assert_exactly_once(stack)
     stats = stack.stats()
     assert stats["duplicate_steps"] <= kills * stack.step_batch
@@ -172,12 +166,7 @@ def test_portal_outage_then_recovery(stack: Stack) -> None:
     assert daemon.poll() is None
     assert outbox_states(stack.state_db).get("acked", 0) == 0
     stack.start_sandbox()
-    wait_until(
-        lambda: _delivered(stack, len(expected.dossiers), len(expected.steps)),
-        timeout=120,
-        what="delivery after the outage",
-    )
-    wait_until(lambda: _drained(stack), timeout=30, what="the outbox to drain")
+    _wait_for_everything(stack, expected, timeout=120, what="delivery after the outage")
     assert_exactly_once(stack)
 
 
@@ -198,4 +187,3 @@ def test_wrong_password_keeps_items_queued(stack: Stack) -> None:
     assert stack.stats()["dossiers"] == 0
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0
-    _ = subprocess  # processes are stopped by the fixture
