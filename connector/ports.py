@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import orjson
+
 from connector.core.records import (
     BatchReply,
     Cursor,
+    Encoded,
     Kind,
     Mapped,
+    Outgoing,
     Payload,
     PortalView,
     SourceRecord,
@@ -63,11 +67,11 @@ class Source(Protocol):
 class Portal(Protocol):
     """The national portal, whatever the transport profile."""
 
-    async def push_headers(self, items: Sequence[Payload], *, updating: bool) -> BatchReply:
+    async def push_headers(self, items: Sequence[Outgoing], *, updating: bool) -> BatchReply:
         """DongBoHoSoMC. Raises PortalTransient / PortalRefused for call-level failures."""
         ...
 
-    async def push_steps(self, items: Sequence[Payload]) -> BatchReply:
+    async def push_steps(self, items: Sequence[Outgoing]) -> BatchReply:
         """CapNhatTienDoHoSoMC. Raises PortalTransient / PortalRefused."""
         ...
 
@@ -91,7 +95,7 @@ class OutboxItem:
     key: str
     dossier: str
     source_ref: str
-    payload: Payload
+    body: bytes  # the payload's canonical JSON, as stored and as sent
     content_hash: str
     state: State
     attempts: int
@@ -102,6 +106,17 @@ class OutboxItem:
     created_at: float
     updated_at: float
     updating: bool = False  # headers only: the portal is known to hold this dossier
+
+    @property
+    def payload(self) -> Payload:
+        """The payload as data (decoded on each access: pushing never needs it)."""
+        decoded: Payload = orjson.loads(self.body)
+        return decoded
+
+    @property
+    def outgoing(self) -> Encoded:
+        """The payload as a push call takes it, still encoded."""
+        return Encoded(self.body, self.dossier)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +129,7 @@ class Settlement:
     message: str = ""
     next_attempt_at: float = 0.0  # for PENDING
     count_attempt: bool = True  # False when the item was not at fault (login refused)
+    kind: Kind | None = None  # when known to be a step, no dossier becomes known by it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

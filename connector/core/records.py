@@ -11,6 +11,29 @@ from typing import Any
 SourceRecord = Mapping[str, Any]
 #: A portal message (one dossier header or one progress step) as plain JSON-able data.
 Payload = dict[str, Any]
+
+
+class Encoded:
+    """A payload as the outbox stores it: canonical JSON bytes, sent without decoding.
+
+    Decoding thousands of stored payloads a second only to encode them again for the wire
+    costs more than the rest of a push; the portal client splices `json` into the request
+    body instead. `ma_ho_so` is the one field the client reads, to match per-item results.
+    Deliberately not a dataclass: JSON encoders turn dataclasses into objects by themselves.
+    """
+
+    __slots__ = ("json", "ma_ho_so")
+
+    def __init__(self, json: bytes, ma_ho_so: str) -> None:
+        self.json = json
+        self.ma_ho_so = ma_ho_so
+
+    def __repr__(self) -> str:
+        return f"Encoded({len(self.json)} bytes, ma_ho_so={self.ma_ho_so!r})"
+
+
+#: What a push call takes: a payload as data, or one already encoded.
+Outgoing = Payload | Encoded
 #: Where an incremental stream stopped: e.g. ("2026-11-27T01:02:03.000000Z", 1234).
 Cursor = tuple[Any, ...]
 

@@ -25,7 +25,7 @@ from connector.core.delivery import RetryPolicy, Verdict
 from connector.core.hashing import combined_hash
 from connector.core.masking import mask, scrub_text
 from connector.core.ratelimit import TokenBucket
-from connector.core.records import BatchReply, Kind, Outcome, Payload, State
+from connector.core.records import BatchReply, Kind, Outcome, Outgoing, State
 from connector.errors import PortalRefused, PortalTransient, StoreError
 from connector.jobs.health import Health
 from connector.metrics import Metrics
@@ -34,7 +34,8 @@ from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, S
 log = structlog.get_logger(__name__)
 
 SERVICE = {Kind.HEADER: "DongBoHoSoMC", Kind.STEP: "CapNhatTienDoHoSoMC"}
-Call = Callable[[Sequence[Payload]], Awaitable[BatchReply]]
+_OUTCOME = {State.ACKED: "ok", State.REJECTED: "rejected", State.PARKED: "parked"}
+Call = Callable[[Sequence[Outgoing]], Awaitable[BatchReply]]
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -151,7 +152,7 @@ class PushJob:
                 await anyio.sleep(wait)
 
     def _headers_call(self, updating: bool) -> Call:
-        async def call(payloads: Sequence[Payload]) -> BatchReply:
+        async def call(payloads: Sequence[Outgoing]) -> BatchReply:
             return await self._portal.push_headers(payloads, updating=updating)
 
         return call
@@ -170,7 +171,7 @@ class PushJob:
         await self._paced(len(items))
         started = time.perf_counter()
         try:
-            reply = await call([i.payload for i in items])
+            reply = await call([i.outgoing for i in items])
         except PortalTransient as exc:
             await self._transient(kind, items, exc, digest)
             return
@@ -301,6 +302,7 @@ class PushJob:
                 state=State.PARKED,
                 code="parked",
                 message=f"{decision.reason}; last error: {reason}",
+                kind=item.kind,
             )
         return Settlement(
             item_id=item.id,
@@ -308,11 +310,18 @@ class PushJob:
             code="transient",
             message=reason,
             next_attempt_at=decision.at,
+            kind=item.kind,
         )
 
     @staticmethod
     def _final(item: OutboxItem, state: State, outcome: Outcome) -> Settlement:
-        return Settlement(item_id=item.id, state=state, code=outcome.code, message=outcome.message)
+        return Settlement(
+            item_id=item.id,
+            state=state,
+            code=outcome.code,
+            message=outcome.message,
+            kind=item.kind,
+        )
 
     def _refused(self, reason: str) -> None:
         now = self._clock.now()
@@ -323,23 +332,27 @@ class PushJob:
         log.error("portal refused the connector; items stay queued", reason=reason, retry_in_s=wait)
 
     def _count(self, kind: Kind, settlements: list[Settlement]) -> None:
+        tally: dict[str, int] = {}
         for s in settlements:
-            outcome = {State.ACKED: "ok", State.REJECTED: "rejected", State.PARKED: "parked"}.get(
-                s.state, "transient"
-            )
-            self._metrics.sent.labels(kind.value, outcome).inc()
+            outcome = _OUTCOME.get(s.state, "transient")
+            tally[outcome] = tally.get(outcome, 0) + 1
             if s.state in (State.REJECTED, State.PARKED):
-                self._metrics.dead.labels(kind.value, s.state.value).inc()
-                # The portal's message may quote the dossier's personal data: the log gets
-                # a fingerprint (same message, same print); `outbox show` has the text.
-                log.warning(
-                    "item dead-lettered",
-                    kind=kind.value,
-                    item=s.item_id,
-                    state=s.state.value,
-                    code=s.code,
-                    message=mask(s.message) if s.message else "",
-                )
+                self._dead_letter(kind, s)
+        for outcome, n in tally.items():
+            self._metrics.sent.labels(kind.value, outcome).inc(n)
+
+    def _dead_letter(self, kind: Kind, s: Settlement) -> None:
+        self._metrics.dead.labels(kind.value, s.state.value).inc()
+        # The portal's message may quote the dossier's personal data: the log gets a
+        # fingerprint (same message, same print); `outbox show` has the text.
+        log.warning(
+            "item dead-lettered",
+            kind=kind.value,
+            item=s.item_id,
+            state=s.state.value,
+            code=s.code,
+            message=mask(s.message) if s.message else "",
+        )
 
     async def _audit(self, event: AuditEvent) -> None:
         await self._db(self._store.audit, [event])

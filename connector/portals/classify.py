@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from connector.core.masking import scrub_text
-from connector.core.records import BatchReply, Outcome, OutcomeStatus
+from connector.core.records import BatchReply, Encoded, Outcome, OutcomeStatus, Outgoing
 from connector.errors import PortalRefused, PortalTransient
 from connector.settings import PortalSettings
 
@@ -312,6 +312,12 @@ def result_rows(answer: Answer, codes: ReplyCodes, *, service: str) -> list[dict
     return rows
 
 
-def collect_keys(items: Collection[Mapping[str, Any]]) -> list[str | None]:
+def collect_keys(items: Collection[Outgoing]) -> list[str | None]:
     """Each item's MaHoSo (None when absent), for matching per-item results."""
-    return [None if i.get("MaHoSo") is None else str(i["MaHoSo"]) for i in items]
+    return [_ma_ho_so(item) for item in items]
+
+
+def _ma_ho_so(item: Outgoing) -> str | None:
+    if isinstance(item, Encoded):
+        return item.ma_ho_so or None
+    return None if item.get("MaHoSo") is None else str(item["MaHoSo"])

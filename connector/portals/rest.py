@@ -17,7 +17,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
-from connector.core.records import BatchReply, Payload, PortalView
+from connector.core.records import BatchReply, Outgoing, PortalView
 from connector.errors import PortalRefused, PortalTransient
 from connector.portals import classify
 from connector.portals.classify import Answer, ReplyCodes
@@ -62,12 +62,12 @@ class RestPortal:
         self._sleep = sleep
         self._clock = clock
 
-    async def push_headers(self, items: Sequence[Payload], *, updating: bool) -> BatchReply:
+    async def push_headers(self, items: Sequence[Outgoing], *, updating: bool) -> BatchReply:
         """DongBoHoSoMC: create (`updating=False`) or replace (`True`) dossier headers."""
         extra = {"isUpdating": "True" if updating else "False", "data": _batch(items)}
         return await self._push(PUSH_HEADERS, extra, items)
 
-    async def push_steps(self, items: Sequence[Payload]) -> BatchReply:
+    async def push_steps(self, items: Sequence[Outgoing]) -> BatchReply:
         """CapNhatTienDoHoSoMC: append progress steps."""
         return await self._push(PUSH_STEPS, {"data": _batch(items)}, items)
 
@@ -95,7 +95,7 @@ class RestPortal:
         await self._wire.aclose()
 
     async def _push(
-        self, service: str, extra: Mapping[str, Any], items: Sequence[Payload]
+        self, service: str, extra: Mapping[str, Any], items: Sequence[Outgoing]
     ) -> BatchReply:
         body, keys = self._body(service, extra), classify.collect_keys(items)
         path = self._settings.integration_path
@@ -170,7 +170,7 @@ class RestPortal:
         return classify.retry_after(raw.retry_after, datetime.now(UTC))
 
 
-def _batch(items: Sequence[Payload]) -> list[Payload]:
+def _batch(items: Sequence[Outgoing]) -> list[Outgoing]:
     """The `data` array; an empty batch is a caller bug, never a call worth making."""
     if not items:
         raise ValueError("a push needs at least one item")

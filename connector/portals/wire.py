@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
+from connector.core.records import Encoded
 from connector.errors import ConfigError, PortalRefused, PortalTransient
 from connector.settings import PortalSettings, TlsSettings
 
@@ -78,7 +79,7 @@ class Wire:
 
     async def post(self, path: str, body: Mapping[str, Any]) -> RawReply:
         """POST `body` to `path`; the whole exchange must finish within the total deadline."""
-        content = orjson.dumps(body)
+        content = orjson.dumps(body, default=_spliced)
         with translate_errors():
             try:
                 async with asyncio.timeout(self._total):
@@ -97,6 +98,13 @@ class Wire:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _spliced(value: object) -> orjson.Fragment:
+    """An already encoded payload goes into the body as it is."""
+    if isinstance(value, Encoded):
+        return orjson.Fragment(value.json)
+    raise TypeError(f"cannot send a {type(value).__name__} as JSON")
 
 
 async def read_capped(chunks: AsyncIterator[bytes], limit: int) -> bytes:

@@ -41,8 +41,9 @@ def claim(
     restarts), so after the clock went back an item could wait far longer than any backoff:
     with `max_wait`, one due later than `now + max_wait` is due now too.
     """
+    crowded: list[str] = []  # keys with older pending versions, moot once these go
     if kind is Kind.HEADER:
-        items = _claim_headers(conn, limit, now, max_wait)
+        items, crowded = _claim_headers(conn, limit, now, max_wait)
     else:
         items = _claim_steps(conn, limit, now, max_wait)
     for part in chunks([item.id for item in items]):
@@ -51,8 +52,7 @@ def claim(
             .where(among(conn, outbox.c.id, part))
             .values(state=State.IN_FLIGHT.value, updated_at=now)
         )
-    if kind is Kind.HEADER:
-        _retire_older_versions(conn, [item.key for item in items], now)
+    _retire_older_versions(conn, crowded, now)
     return items
 
 
@@ -100,14 +100,14 @@ def _is_due(now: float, max_wait: float | None) -> ColumnElement[bool]:
 
 def _claim_headers(
     conn: Connection, limit: int, now: float, max_wait: float | None
-) -> list[OutboxItem]:
+) -> tuple[list[OutboxItem], list[str]]:
     """Due headers, each replaced by the newest pending version of its dossier.
 
     Two pending versions of one dossier only exist after an operator requeued an old one;
     sending it after the newer one would roll the portal's copy back.
     """
     rows = _due(conn, Kind.HEADER, limit, now, max_wait)
-    newest = _newest_pending(conn, {row.key for row in rows})
+    newest, versions = _newest_pending(conn, {row.key for row in rows})
     fresh = [row for row in rows if newest[row.key] == row.id]
     if len(fresh) < len(rows):
         wanted = {newest[row.key] for row in rows} - {row.id for row in fresh}
@@ -116,19 +116,24 @@ def _claim_headers(
         )
         fresh = sorted([*fresh, *conn.execute(query)], key=lambda r: (r.next_attempt_at, r.id))
     held = known_among(conn, {row.dossier for row in fresh})
-    return [to_item(row, updating=row.dossier in held) for row in fresh]
+    crowded = [row.key for row in fresh if versions[row.key] > 1]
+    return [to_item(row, updating=row.dossier in held) for row in fresh], crowded
 
 
-def _newest_pending(conn: Connection, keys: set[str]) -> dict[str, int]:
+def _newest_pending(conn: Connection, keys: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per key, the id of the newest pending version and how many versions are pending."""
     newest: dict[str, int] = {}
+    versions: dict[str, int] = {}
     for part in chunks(sorted(keys)):
         query = (
-            select(outbox.c.key, func.max(outbox.c.id))
+            select(outbox.c.key, func.max(outbox.c.id), func.count())
             .where(_pending(Kind.HEADER), among(conn, outbox.c.key, part))
             .group_by(outbox.c.key)
         )
-        newest.update({key: row_id for key, row_id in conn.execute(query)})
-    return newest
+        for key, row_id, count in conn.execute(query):
+            newest[key] = row_id
+            versions[key] = count
+    return newest, versions
 
 
 def _retire_older_versions(conn: Connection, keys: Sequence[str], now: float) -> None:
@@ -216,23 +221,22 @@ def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -
         raise ValueError(f"cannot settle an item as {', '.join(odd)}")
     _settle_final(conn, final, now)
     _settle_retries(conn, retries, now)
-    _mark_known(conn, [s.item_id for s in final if s.state is State.ACKED], now)
+    acked = [s.item_id for s in final if s.state is State.ACKED and s.kind is not Kind.STEP]
+    _mark_known(conn, acked, now)
 
 
 def _settle_final(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:
-    if not settlements:
-        return
-    statement = (
-        update(outbox)
-        .where(outbox.c.id == bindparam("item_id"))
-        .values(
-            state=bindparam("new_state"),
-            last_code=bindparam("code"),
-            last_message=bindparam("message"),
-            updated_at=now,
-        )
-    )
-    conn.execute(statement, [_params(s) for s in settlements])
+    """One `IN (...)` update per distinct outcome: a batch's acknowledgements share one."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for s in settlements:
+        groups.setdefault((s.state.value, s.code, s.message), []).append(s.item_id)
+    for (state, code, message), ids in groups.items():
+        for part in chunks(ids):
+            conn.execute(
+                update(outbox)
+                .where(among(conn, outbox.c.id, part))
+                .values(state=state, last_code=code, last_message=message, updated_at=now)
+            )
 
 
 def _settle_retries(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:

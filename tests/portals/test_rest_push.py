@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import respx
 
-from connector.core.records import Outcome, OutcomeStatus
+from connector.core.records import Encoded, Outcome, OutcomeStatus
 from connector.portals.rest import RestPortal
 from tests.portals.portal_fakes import PASSWORD, TOKEN, body_of, login_ok, ok
 
@@ -66,6 +67,24 @@ async def test_push_steps_body(mock: respx.MockRouter, portal: RestPortal) -> No
     assert "isUpdating" not in body
     assert body["data"] == steps
     assert reply.outcomes == (Outcome(status=OutcomeStatus.OK, code="0", message="ok"),)
+
+
+async def test_encoded_payloads_go_out_byte_for_byte_and_match_by_ma_ho_so(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """Stored JSON is spliced into the body as it is, and per-item results still match."""
+    stored = [orjson.dumps(h, option=orjson.OPT_SORT_KEYS) for h in HEADERS]
+    items = [Encoded(raw, str(h["MaHoSo"])) for raw, h in zip(stored, HEADERS, strict=True)]
+    result = [
+        {"MaHoSo": HEADERS[1]["MaHoSo"], "error_code": "99", "message": "Sai MaTTHC"},
+        {"MaHoSo": HEADERS[0]["MaHoSo"], "error_code": 0, "message": "ok"},
+    ]
+    _, service = routes(mock, ok(result=result))
+    reply = await portal.push_headers(items, updating=False)
+    content = service.calls[0].request.content
+    assert b'"data":[' + b",".join(stored) + b"]" in content
+    assert body_of(service.calls[0].request)["data"] == HEADERS
+    assert [o.code for o in reply.outcomes] == ["0", "99"]
 
 
 @pytest.mark.parametrize("code", [0, "0", "00"])
