@@ -9,6 +9,7 @@ write would fail with "database is locked" instead of waiting for each other.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,10 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if order is None:
         conn.exec_driver_sql(str(compiled), [dict(row) for row in rows])
     else:
-        conn.exec_driver_sql(str(compiled), [tuple(row[name] for name in order) for row in rows])
+        # itemgetter of several names returns a tuple; of one name, the bare value.
+        pick = operator.itemgetter(*order)
+        values = [pick(row) for row in rows] if len(order) > 1 else [(pick(row),) for row in rows]
+        conn.exec_driver_sql(str(compiled), values)
 
 
 @functools.lru_cache(maxsize=32)
