@@ -12,21 +12,34 @@ Pure: takes already-parsed dicts (`connector.mapfiles` reads the TOML and CSV fi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.core import validation
 from connector.core.masking import shown_value
 from connector.core.records import Kind, Mapped, Payload, Problem, SourceRecord
-from connector.core.transforms import Transform, TransformProblem, UnknownTransform, resolve
+from connector.core.transforms import (
+    PORTAL_TIME,
+    Transform,
+    TransformProblem,
+    UnknownTransform,
+    resolve,
+)
 from connector.errors import MappingError
 
 Getter = Callable[[SourceRecord], Any]
+#: A shape's mapping and validation in one pass: the payload of a valid record, else None.
+_Fused = Callable[[SourceRecord], Payload | None]
 
 _SECTIONS = frozenset({"mapping", "crosswalks", "codes", "catalogue", "streams", "dossier", "step"})
 _FIELD_KEYS = frozenset({"from", "via", "required", "const"})
 _DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
+
+
+def _never_fused(record: SourceRecord) -> Payload | None:
+    """A shape not (yet) fused sends every record down the field-by-field path."""
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +50,9 @@ class _Field:
     column: str  # the source column, or "" for a constant
     get: Getter
     required: bool
+    via: tuple[Transform, ...] = ()  # what `get` applies to the column, in order
+    literal: str | None = None  # the constant, when the field is one
+    makes_time: bool = False  # the last of `via` always yields a real portal time
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +73,7 @@ class _Shape:
     key_column: str
     fields: tuple[_Field, ...]
     lists: tuple[_List, ...] = ()
+    fused: _Fused = _never_fused
 
     def build(self, record: SourceRecord) -> tuple[Payload, list[Problem]]:
         payload: Payload = {}
@@ -143,14 +160,17 @@ class CompiledMapping:
             shape = self.step
         else:
             raise ValueError(f"stream {stream!r} is mapped by neither [dossier] nor [step]")
+        source_ref = f"{stream}:{record.get(shape.key_column)}"
+        valid = shape.fused(record)
+        if valid is not None:
+            return _verdict(shape, source_ref, valid, [], ())
+        # Something is wrong: the field-by-field path below finds every reason.
         payload, problems = shape.build(record)
         if shape.kind is Kind.HEADER:
             checked = validation.check_header(payload, self.catalogue)
         else:
             checked = validation.check_step(payload)
-        return _verdict(
-            shape, f"{stream}:{record.get(shape.key_column)}", payload, problems, checked
-        )
+        return _verdict(shape, source_ref, payload, problems, checked)
 
 
 def _verdict(
@@ -261,12 +281,21 @@ def _compile_field(
     if "const" in spec:
         if "from" in spec or "via" in spec or not isinstance(spec["const"], str):
             raise ctx.fail(section, name, "const must be a string, without from or via")
-        return _Field(name=name, column="", get=_const(spec["const"]), required=required)
+        literal = spec["const"]
+        return _Field(name=name, column="", get=_const(literal), required=required, literal=literal)
     column = spec.get("from")
     if not isinstance(column, str) or not column:
         raise ctx.fail(section, name, 'needs from = "column" or const = "literal"')
-    chain = _compile_via(ctx, section, name, spec.get("via", []))
-    return _Field(name=name, column=column, get=_chain(column, chain), required=required)
+    via = spec.get("via", [])
+    chain = _compile_via(ctx, section, name, via)
+    return _Field(
+        name=name,
+        column=column,
+        get=_chain(column, chain),
+        required=required,
+        via=tuple(chain),
+        makes_time=bool(via) and via[-1] in PORTAL_TIME,
+    )
 
 
 def _compile_via(ctx: _Context, section: str, name: str, via: Any) -> list[Transform]:
@@ -415,12 +444,154 @@ def compile_mapping(
     streams = _table(ctx, doc, "streams", "streams")
     header = _compile_header(ctx, doc, streams)
     step = _compile_step(ctx, doc, streams)
+    catalogue = _catalogue(ctx, doc)
     return CompiledMapping(
         name=name,
         streams=streams,
         dossier_stream=header.stream,
         step_stream=step.stream,
-        catalogue=_catalogue(ctx, doc),
-        header=header,
-        step=step,
+        catalogue=catalogue,
+        header=replace(header, fused=_fuse(header, validation.header_plan(catalogue))),
+        step=replace(step, fused=_fuse(step, validation.step_plan())),
     )
+
+
+# --- fusing mapping and validation -----------------------------------------------------------
+#
+# Most records are valid, and for them mapping then validating walks every field twice and
+# builds nothing worth keeping. So each shape also gets one plain function, generated once
+# from its fields and the portal's rules, that maps and checks each field in a single pass
+# and gives up (returns None) at the first thing that is not fine. `map` then takes the
+# field-by-field path, which finds every reason exactly as before. For the demo mapping the
+# first header field becomes:
+#
+#     value = record.get('dossier_no')
+#     if type(value) is not str or not value or rule2(value, catalogue) is not None:
+#         return None
+#     payload['MaHoSo'] = value
+#
+# `_fused_source` returns the whole text for a shape, for reading or debugging.
+
+
+class _Writer:
+    """The text of one fused function, and the objects (transforms, rules) it names."""
+
+    def __init__(self, catalogue: validation.Catalogue) -> None:
+        self.lines: list[str] = []
+        self.names: dict[str, Any] = {"TransformProblem": TransformProblem, "catalogue": catalogue}
+
+    def bind(self, kind: str, obj: Any) -> str:
+        """A global name for `obj` in the generated function."""
+        name = f"{kind}{len(self.names)}"
+        self.names[name] = obj
+        return name
+
+    def line(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+
+def _write_field(
+    w: _Writer,
+    field: _Field,
+    rule: validation.Rule | None,
+    needed: bool,
+    depth: int,
+    row: str,
+    out: str,
+) -> None:
+    """Code putting the field's value from dict `row` into dict `out`, if it is a non-empty
+    string passing `rule` (None: nothing to check); an empty value is skipped unless `needed`.
+    Whatever the mapping or the rule would fault (a transform problem, a non-string, a
+    failing rule) returns None.
+    """
+    if field.literal is not None:
+        value = w.bind("const", field.literal)
+    else:
+        value = f"{row}.get({field.column!r})"
+        for transform in field.via:
+            value = f"{w.bind('via', transform)}({value})"
+    fails = [] if rule is None else [f"{w.bind('rule', rule)}(value, catalogue) is not None"]
+    w.line(depth, f"value = {value}")
+    if needed:
+        w.line(depth, f"if {' or '.join(['type(value) is not str', 'not value', *fails])}:")
+        w.line(depth + 1, "return None")
+        w.line(depth, f"{out}[{field.name!r}] = value")
+        return
+    w.line(depth, "if type(value) is not str:")
+    w.line(depth + 1, "if value is not None:")
+    w.line(depth + 2, "return None")
+    w.line(depth, "elif value:")
+    for check in fails:
+        w.line(depth + 1, f"if {check}:")
+        w.line(depth + 2, "return None")
+    w.line(depth + 1, f"{out}[{field.name!r}] = value")
+
+
+def _rule(
+    field: _Field, rules: Mapping[str, validation.Rule], plan: validation.FieldPlan
+) -> validation.Rule | None:
+    """The field's rule, or None when its transforms already guarantee what the rule asks."""
+    return None if field.makes_time and field.name in plan.times else rules[field.name]
+
+
+def _write_list(w: _Writer, spec: _List, plan: validation.FieldPlan, depth: int) -> None:
+    """Code building the list's items from its child rows; an unusual container or row (not
+    a list, tuple or dict) returns None."""
+    w.line(depth, f"children = record.get({spec.source!r})")
+    w.line(depth, "if children:")
+    w.line(depth + 1, "if type(children) is not list and type(children) is not tuple:")
+    w.line(depth + 2, "return None")
+    w.line(depth + 1, "items = []")
+    w.line(depth + 1, "for child in children:")
+    w.line(depth + 2, "if type(child) is not dict:")
+    w.line(depth + 3, "return None")
+    w.line(depth + 2, "item = {}")
+    rules = plan.items[spec.name]
+    for field in spec.fields:
+        rule = _rule(field, rules, plan)
+        _write_field(w, field, rule, field.required, depth + 2, "child", "item")
+    w.line(depth + 2, "if item:")
+    w.line(depth + 3, "items.append(item)")
+    w.line(depth + 1, "if items:")
+    w.line(depth + 2, f"payload[{spec.name!r}] = items")
+
+
+def _fusable(shape: _Shape, plan: validation.FieldPlan) -> bool:
+    """Whether every field and list has its rules and every required field a mapping; if not,
+    no record can pass and every one takes the field-by-field path."""
+    names = {field.name for field in shape.fields}
+    lists_known = all(
+        {field.name for field in spec.fields} <= plan.items.get(spec.name, {}).keys()
+        for spec in shape.lists
+    )
+    return lists_known and names <= plan.rules.keys() and set(plan.required) <= names
+
+
+def _fused_source(shape: _Shape, plan: validation.FieldPlan) -> tuple[str, dict[str, Any]]:
+    """The text of the shape's fused function and the globals it runs with."""
+    w = _Writer(plan.catalogue)
+    w.line(0, "def fused(record):")
+    w.line(1, "payload = {}")
+    w.line(1, "try:")
+    for field in shape.fields:
+        needed = field.required or field.name in plan.required
+        _write_field(w, field, _rule(field, plan.rules, plan), needed, 2, "record", "payload")
+    for spec in shape.lists:
+        _write_list(w, spec, plan, 2)
+    w.line(1, "except TransformProblem:")
+    w.line(2, "return None")
+    if plan.across is not None:
+        w.line(1, f"if {w.bind('across', plan.across)}(payload):")
+        w.line(2, "return None")
+    w.line(1, "return payload")
+    return "\n".join(w.lines) + "\n", w.names
+
+
+def _fuse(shape: _Shape, plan: validation.FieldPlan) -> _Fused:
+    """The shape's fused function, compiled once from the text `_fused_source` writes."""
+    if not _fusable(shape, plan):
+        return _never_fused
+    text, names = _fused_source(shape, plan)
+    exec(compile(text, f"<fused {shape.kind} mapping of {shape.stream}>", "exec"), names)
+    fused: _Fused = names["fused"]
+    return fused

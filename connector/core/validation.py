@@ -16,6 +16,7 @@ import unicodedata
 from calendar import monthrange
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from connector.core.masking import SHOWABLE_FIELDS, mask, shown_value
@@ -91,7 +92,6 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 _PHONE = re.compile(r"\+?[0-9]+", re.ASCII)
 #: C0 and C1 controls, the Unicode line and paragraph separators, and lone surrogates.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 _TIME = re.compile(
     r"(?!0000)\d{4}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])([01]\d|2[0-3])[0-5]\d[0-5]\d", re.ASCII
 )
@@ -168,28 +168,29 @@ def shown_problem(field: str, reason: str, value: Any) -> Problem:
 
 
 #: A rule sees a value already known to be a str; it returns a reason or None.
-_Rule = Callable[[str, Catalogue], str | None]
+Rule = Callable[[str, Catalogue], str | None]
 
 
-def _text_rule(cap: int) -> _Rule:
+def _text_rule(cap: int) -> Rule:
     """Rules every text shares: within its cap, no control characters, NFC."""
 
     def rule(value: str, _: Catalogue) -> str | None:
         if len(value) > cap:
             return f"longer than {cap} characters ({len(value)})"
-        if value.isascii():
-            return None if _PRINTABLE_ASCII.fullmatch(value) else _CONTROL_REASON
-        found = _CONTROL.search(value)
-        if found is not None:
-            return _SURROGATE_REASON if found.group() >= "\ud800" else _CONTROL_REASON
-        if not unicodedata.is_normalized("NFC", value):
-            return "text is not Unicode NFC (add the 'nfc' transform)"
-        return None
+        # Controls, separators and surrogates are never printable: a printable text (the
+        # usual one) is clear of them without running the pattern.
+        if not value.isprintable():
+            found = _CONTROL.search(value)
+            if found is not None:
+                return _SURROGATE_REASON if found.group() >= "\ud800" else _CONTROL_REASON
+        if value.isascii() or unicodedata.is_normalized("NFC", value):
+            return None
+        return "text is not Unicode NFC (add the 'nfc' transform)"
 
     return rule
 
 
-def _enum_rule(allowed: frozenset[str]) -> _Rule:
+def _enum_rule(allowed: frozenset[str]) -> Rule:
     listed = ", ".join(sorted(allowed, key=lambda v: (len(v), v)))
     reason = f"not one of the portal's codes ({listed})"
     return lambda value, _: None if value in allowed else reason
@@ -199,12 +200,18 @@ def _time_rule(value: str, _: Catalogue) -> str | None:
     return None if is_portal_time(value) else "not a real time in yyyyMMddHHmmss form"
 
 
+@lru_cache(maxsize=4096)
+def _is_real_day(day: str) -> bool:
+    """Whether yyMMdd names a real date; dossiers of the same day share the answer."""
+    return is_portal_time(f"20{day}000000")
+
+
 def _dossier_code_rule(value: str, catalogue: Catalogue) -> str | None:
     found = _DOSSIER_CODE.fullmatch(value)
     if found is None:
         return "not a dossier code <agency>-<yyMMdd>-<4 digits>"
     agency, day = found.group(1), found.group(2)
-    if not is_portal_time(f"20{day}000000"):
+    if not _is_real_day(day):
         return f"date part {day!r} is not a real yyMMdd date"
     if catalogue.agencies is not None and agency not in catalogue.agencies:
         return f"agency {agency!r} is not in the agency catalogue"
@@ -236,9 +243,9 @@ def _email_rule(value: str, catalogue: Catalogue) -> str | None:
     return reason
 
 
-def _rule_for(name: str) -> _Rule:
+def _rule_for(name: str) -> Rule:
     """The one rule a field's value must pass (strict patterns imply the text rules)."""
-    special: Mapping[str, _Rule] = {
+    special: Mapping[str, Rule] = {
         "MaHoSo": _dossier_code_rule,
         "MaTTHC": _procedure_rule,
         "SoDienThoai": _phone_rule,
@@ -262,7 +269,7 @@ _ITEM_RULES = {
 
 
 def _check_fields(
-    payload: Mapping[str, Any], rules: Mapping[str, _Rule], catalogue: Catalogue, where: str
+    payload: Mapping[str, Any], rules: Mapping[str, Rule], catalogue: Catalogue, where: str
 ) -> list[Problem]:
     """Every key known, every value a str passing its field's rule."""
     problems: list[Problem] = []
@@ -330,3 +337,59 @@ def check_step(payload: Mapping[str, Any]) -> tuple[Problem, ...]:
 
 
 _NO_CATALOGUE = Catalogue()
+
+
+_TIME_FIELDS = frozenset(
+    name
+    for rules in (_HEADER_RULES, _STEP_RULES, *_ITEM_RULES.values())
+    for name, rule in rules.items()
+    if rule is _time_rule
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldPlan:
+    """The rules `check_header` or `check_step` apply, laid out field by field.
+
+    A mapping can test each value with its field's rule as soon as it produces it, instead of
+    walking the finished payload again: a payload whose values are non-empty strings that
+    pass their rules, with every required field present and not refused by `across`, is
+    exactly one the check function returns () for. Only a payload that fails needs the check
+    function itself, for the reasons.
+    """
+
+    rules: Mapping[str, Rule]
+    items: Mapping[str, Mapping[str, Rule]]
+    required: tuple[str, ...]
+    catalogue: Catalogue
+    #: Fields whose rule asks only that the value be a real time (`is_portal_time`).
+    times: frozenset[str]
+    #: True when fields that each pass their rule are refused together.
+    across: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+def header_plan(catalogue: Catalogue) -> FieldPlan:
+    """What `check_header(payload, catalogue)` demands of a DongBoHoSoMC dossier."""
+    return FieldPlan(
+        rules=_HEADER_RULES,
+        items=_ITEM_RULES,
+        required=HEADER_REQUIRED,
+        catalogue=catalogue,
+        times=_TIME_FIELDS,
+        across=_refused_together,
+    )
+
+
+def step_plan() -> FieldPlan:
+    """What `check_step(payload)` demands of a CapNhatTienDoHoSoMC step."""
+    return FieldPlan(
+        rules=_STEP_RULES,
+        items={},
+        required=STEP_REQUIRED,
+        catalogue=_NO_CATALOGUE,
+        times=_TIME_FIELDS,
+    )
+
+
+def _refused_together(payload: Mapping[str, Any]) -> bool:
+    return bool(_due_before_receipt(payload))

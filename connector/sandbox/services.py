@@ -128,7 +128,7 @@ class Services:
         held[code] = digest  # a later item of this batch sees this version
         noop = current == digest
         app = Application(
-            ma_ho_so=code, payload=canonical.decode(), hash=digest, is_updating=updating, noop=noop
+            ma_ho_so=code, payload=canonical, hash=digest, is_updating=updating, noop=noop
         )
         message = "unchanged" if noop else "updated" if updating else "created"
         return Verdict(code, "0", message, app)
@@ -199,7 +199,7 @@ def _judge_step(item: Any, code: str | None, held: set[str]) -> Verdict[StepRow]
         return Verdict(code, RULE_CODE, problem or "MaHoSo: required field missing")
     if code not in held:
         return Verdict(code, NOT_FOUND, "dossier not held: send its header first")
-    payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
+    payload = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
     return Verdict(code, "0", "ok", StepRow(code, item["ThoiDiemXuLy"], item["TrangThai"], payload))
 
 
