@@ -239,7 +239,7 @@ def outbox_list(
         rows = app.store.items(states=states, kind=kind_value, dossier=dossier, limit=limit)
     if json:
         for r in rows:
-            line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "payload"}
+            line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "body"}
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
         return
     table = Table("id", "kind", "key", "state", "attempts", "code", "reason", "source")
@@ -284,7 +284,7 @@ def outbox_show(item_id: int, config: ConfigOpt = None) -> None:
     if item is None:
         fail(f"no outbox item {item_id}")
     for name, value in ((f.name, getattr(item, f.name)) for f in fields(item)):
-        if name == "payload":
+        if name == "body":
             continue
         out.print(f"[bold]{name}[/bold]: {value}", highlight=False)
     out.print("[bold]payload[/bold]:")
