@@ -8,7 +8,7 @@ shared rule would repeat on both sides.
 Each check returns a message naming the offending field, or None; the portal code for a rule
 failure is always "400". The checks run for every item of every batch, so there are two
 readings of the rules: a fast one that can only say "accepted" (per order of keys, a cached
-verdict on the keys and one regex for all the formats; one NFC test for all the texts), and the
+verdict on the keys and one regex for all the texts; one NFC test for them all), and the
 exact field-by-field one, which runs when the fast one declines and names the first offending
 field. The fast reading never accepts what the exact one refuses; anything unusual (a nested
 list, a NUL in a value, a leap day) makes it decline.
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 from unicodedata import is_normalized
@@ -165,63 +165,74 @@ _FORMATS: Mapping[str, _Format] = {
     ),
 }  # fmt: skip
 _DOSSIER_KEYS = HEADER_FIELDS | LIST_FIELDS.keys()
-_SHAPES_HELD = 512  # key orders remembered per kind of item; real clients use a handful
+#: Key orders learnt per kind of item: real clients use a handful. Past that many, a new
+#: order gets the exact reading only, so ever new orders never cost a regex compile each.
+_SHAPES_HELD = 512
 
 
 class _Shape(NamedTuple):
     """How the fast reading tests the items whose keys come in one given order.
 
-    `texts` takes an item's texts, the formatted ones first. `formats` (None when there are
-    none) matches those first texts joined by NUL, each by its key's fast regex; no part of
-    it matches a NUL, so a match counts once the whole join holds no NUL but its separators.
-    `lists` are the item's list fields, read entry by entry.
+    `pattern` matches the item's texts joined by NUL, in that order: a formatted key's part
+    is its fast regex, any other key's part is non-empty text. As no part matches a NUL, one
+    match tests every text. It is None when no key is formatted: the texts then need only be
+    non-empty. `texts` takes those texts from the item; `lists` are its list fields (read
+    entry by entry).
     """
 
-    texts: Callable[[dict[str, Any]], tuple[Any, ...]]
-    formats: re.Pattern[str] | None
+    pattern: re.Pattern[str] | None
+    texts: Callable[[dict[str, Any]], Iterable[Any]]
     lists: tuple[str, ...] = ()
 
 
-def _shape(keys: Sequence[str], lists: tuple[str, ...] = ()) -> _Shape:
-    formatted = [key for key in keys if key in _FORMATS]
-    ordered = formatted + [key for key in keys if key not in _FORMATS]
-    formats = None
-    if formatted:
-        parts = "\0".join(f"(?:{_FORMATS[key].fast})" for key in formatted)
-        formats = re.compile(f"{parts}(?:\0|\\Z)")
-    return _Shape(_taker(ordered), formats, lists)
+_KeyOrder = tuple[str, ...]
+_Shapes = dict[_KeyOrder, _Shape | None]
+_STEP_SHAPES: _Shapes = {}
+_DOSSIER_SHAPES: _Shapes = {}
+_ENTRY_SHAPES: dict[str, _Shapes] = {field: {} for field in LIST_FIELDS}
 
 
-def _taker(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """The values of `keys` as a tuple (itemgetter alone returns a lone value bare)."""
-    if len(keys) > 1:
-        return itemgetter(*keys)
-    return lambda item: tuple(item[key] for key in keys)
+def _learnt(
+    shapes: _Shapes, keys: _KeyOrder, build: Callable[[_KeyOrder], _Shape | None]
+) -> _Shape | None:
+    """`build(keys)`, kept in `shapes` (called when `shapes` has no shape for `keys`)."""
+    if keys in shapes or len(shapes) >= _SHAPES_HELD:
+        return None
+    shape = shapes[keys] = build(keys)
+    return shape
 
 
-@lru_cache(maxsize=_SHAPES_HELD)
-def _step_shape(keys: tuple[str, ...]) -> _Shape | None:
+def _texts_pattern(keys: Sequence[str]) -> re.Pattern[str] | None:
+    if _FORMATS.keys().isdisjoint(keys):
+        return None
+    parts = (f"(?:{_FORMATS[key].fast})" if key in _FORMATS else "[^\0]+" for key in keys)
+    return re.compile("\0".join(parts))
+
+
+def _step_shape(keys: _KeyOrder) -> _Shape | None:
     """The fast reading of steps with keys in this order; None when the keys are wrong."""
     if not (STEP_FIELDS.issuperset(keys) and STEP_REQUIRED.issubset(keys)):
         return None
-    return _shape(keys)
+    return _Shape(_texts_pattern(keys), dict.values)
 
 
-@lru_cache(maxsize=_SHAPES_HELD)
-def _dossier_shape(keys: tuple[str, ...]) -> _Shape | None:
+def _dossier_shape(keys: _KeyOrder) -> _Shape | None:
     """The fast reading of dossiers with keys in this order; None when the keys are wrong."""
     if not (_DOSSIER_KEYS.issuperset(keys) and DOSSIER_REQUIRED.issubset(keys)):
         return None
     texts = [key for key in keys if key not in LIST_FIELDS]
-    return _shape(texts, tuple(key for key in keys if key in LIST_FIELDS))
+    lists = tuple(key for key in keys if key in LIST_FIELDS)
+    # With no list field the texts are all the values; otherwise at least the 14 required
+    # keys are texts, so itemgetter returns them as a tuple.
+    getter = dict.values if not lists else itemgetter(*texts)
+    return _Shape(_texts_pattern(texts), getter, lists)
 
 
-@lru_cache(maxsize=_SHAPES_HELD)
-def _entry_shape(field: str, keys: tuple[str, ...]) -> _Shape | None:
+def _entry_shape(field: str, keys: _KeyOrder) -> _Shape | None:
     """The fast reading of entries of list `field` with keys in this order; None: wrong keys."""
     if not LIST_FIELDS[field].issuperset(keys):
         return None
-    return _shape(keys)
+    return _Shape(_texts_pattern(keys), dict.values)
 
 
 def check_value(key: str, value: Any) -> str | None:
@@ -256,56 +267,52 @@ def _dossier_passes(item: Any, procedures: frozenset[str] | None) -> bool:
     """True only for a dossier the exact reading accepts; False means "ask it"."""
     if type(item) is not dict:
         return False
-    shape = _dossier_shape(tuple(item))
-    return (
-        shape is not None
-        and _texts_pass(shape.texts(item), shape.formats)
-        and all(_entries_pass(item[field], field) for field in shape.lists)
-        and _check_catalogue(item["MaTTHC"], procedures) is None
-    )
+    keys = tuple(item)
+    shape = _DOSSIER_SHAPES.get(keys) or _learnt(_DOSSIER_SHAPES, keys, _dossier_shape)
+    if shape is None or not _texts_pass(shape.texts(item), shape.pattern):
+        return False
+    for field in shape.lists:
+        if not _entries_pass(item[field], field):
+            return False
+    return _check_catalogue(item["MaTTHC"], procedures) is None
 
 
 def _step_passes(item: Any) -> bool:
     """True only for a step the exact reading accepts; False means "ask it"."""
     if type(item) is not dict:
         return False
-    shape = _step_shape(tuple(item))
-    return shape is not None and _texts_pass(shape.texts(item), shape.formats)
+    keys = tuple(item)
+    shape = _STEP_SHAPES.get(keys) or _learnt(_STEP_SHAPES, keys, _step_shape)
+    return shape is not None and _texts_pass(shape.texts(item), shape.pattern)
 
 
 def _entries_pass(entries: Any, field: str) -> bool:
     """Every entry of list `field` has known keys and good texts (a nested list declines)."""
     if type(entries) is not list:
         return False
+    shapes = _ENTRY_SHAPES[field]
     for entry in entries:
         if type(entry) is not dict:
             return False
-        shape = _entry_shape(field, tuple(entry))
-        if shape is None or not _texts_pass(shape.texts(entry), shape.formats):
+        keys = tuple(entry)
+        shape = shapes.get(keys) or _learnt(shapes, keys, partial(_entry_shape, field))
+        if shape is None or not _texts_pass(shape.texts(entry), shape.pattern):
             return False
     return True
 
 
-def _texts_pass(texts: tuple[Any, ...], formats: re.Pattern[str] | None) -> bool:
-    """True when the texts are non-empty NFC strings and the formatted ones match `formats`.
+def _texts_pass(texts: Iterable[Any], pattern: re.Pattern[str] | None) -> bool:
+    """True when the texts are non-empty NFC strings that, joined by NUL, match `pattern`.
 
-    They are joined by NUL and tested in a few calls. NUL is a starter that composes with
-    nothing, so the whole is NFC exactly when every part is; `join` refuses anything but
-    strings; with exactly one NUL between each text and the next, each part of `formats`
-    lines up with its own text.
+    NUL is a starter that composes with nothing, so the whole is NFC exactly when every part
+    is; `join` refuses anything but strings.
     """
     try:
         joined = "\0".join(texts)
     except TypeError:
         return False
-    return (
-        all(texts)
-        and (
-            formats is None
-            or (formats.match(joined) is not None and joined.count("\0") == len(texts) - 1)
-        )
-        and (joined.isascii() or is_normalized("NFC", joined))
-    )
+    well_formed = all(texts) if pattern is None else pattern.fullmatch(joined) is not None
+    return well_formed and (joined.isascii() or is_normalized("NFC", joined))
 
 
 def _dossier_problem(item: Any, procedures: frozenset[str] | None) -> str | None:

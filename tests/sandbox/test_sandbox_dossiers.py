@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.sandbox.sandbox_support import (
@@ -200,3 +202,22 @@ async def test_catalogues_are_empty_without_files(portal: PortalClient) -> None:
     assert reply == {"error_code": "0", "message": "ok", "result": []}
     business = await portal.call("TraCuuHoSo", path="/share", mahoso=code(1))
     assert business.json()["error_code"] == "400"
+
+
+async def test_payloads_are_held_as_canonical_json_text(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """A header and a step are held as the text (not bytes) of their sorted-key JSON."""
+    db = str(tmp_path / "s.db")
+    portal = make_client(make_config(db_path=db))
+    header, progress = dossier(1, ChuHoSo="Nguyễn Văn Ánh"), step(1)
+    await portal.push([header])
+    await portal.steps([progress])
+    portal.app.state.portal.store.commit()
+    with closing(sqlite3.connect(db)) as held:
+        rows = [
+            held.execute(f"SELECT typeof(payload), payload FROM {table}").fetchall()
+            for table in ("dossiers", "steps")
+        ]
+    canonical = [orjson.dumps(x, option=orjson.OPT_SORT_KEYS).decode() for x in (header, progress)]
+    assert rows == [[("text", canonical[0])], [("text", canonical[1])]]
