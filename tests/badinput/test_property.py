@@ -118,3 +118,44 @@ def test_the_base_records_are_valid() -> None:
     """The records the properties vary start valid, so the valid branch is exercised."""
     assert MAPPING.map("dossiers", BASE_DOSSIER).ok
     assert MAPPING.map("steps", BASE_STEP).ok
+
+
+def _paths_agree(stream: str, record: dict[str, Any]) -> None:
+    """The one-pass path accepts only what the field-by-field path accepts, with the same
+    payload; when it declines, the field-by-field path decides (see `CompiledMapping.map`)."""
+    shape = MAPPING.header if stream == "dossiers" else MAPPING.step
+    fast = shape.fused(record)
+    if fast is None:
+        return
+    payload, problems = shape.build(record)
+    if stream == "dossiers":
+        checked = check_header(payload, MAPPING.catalogue)
+    else:
+        checked = check_step(payload)
+    assert problems == [] and checked == (), (problems, checked)
+    assert fast == payload
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(GOOD, ANY), max_size=4),
+    st.dictionaries(st.sampled_from(["files", "fees", "supplements", "results"]), CHILDREN),
+)
+def test_one_pass_dossier_mapping_agrees_with_the_field_by_field_path(
+    changes: dict[str, Any], children: dict[str, Any]
+) -> None:
+    _paths_agree("dossiers", {**BASE_DOSSIER, **changes, **children})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(GOOD, ANY), max_size=4))
+def test_one_pass_step_mapping_agrees_with_the_field_by_field_path(
+    changes: dict[str, Any],
+) -> None:
+    _paths_agree("steps", {**BASE_STEP, **changes})
+
+
+def test_the_base_records_take_the_one_pass_path() -> None:
+    """So the agreement properties above exercise the one-pass path, not only its refusals."""
+    assert MAPPING.header.fused(BASE_DOSSIER) is not None
+    assert MAPPING.step.fused(BASE_STEP) is not None
