@@ -26,7 +26,7 @@ from connector.core.records import Kind, State
 from connector.ports import OutboxItem, Settlement
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks, to_item
-from connector.store.schema import known, outbox
+from connector.store.schema import known, outbox, owners
 
 _SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
 
@@ -269,17 +269,20 @@ def _params(settlement: Settlement) -> dict[str, Any]:
 
 
 def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
-    """The newest acknowledged header version of each dossier becomes what the portal holds."""
+    """The newest acknowledged header version of each dossier becomes what the portal holds,
+    and the local record it came from owns the dossier's number for good."""
     held: dict[str, dict[str, Any]] = {}
+    owner: dict[str, dict[str, Any]] = {}
     for part in chunks(sorted(acked_ids)):
         query = (
-            select(outbox.c.dossier, outbox.c.content_hash)
+            select(outbox.c.dossier, outbox.c.content_hash, outbox.c.source_ref)
             .where(among(conn, outbox.c.id, part), outbox.c.kind == Kind.HEADER.value)
             .order_by(outbox.c.id)
         )
-        for dossier, digest in conn.execute(query):
+        for dossier, digest, ref in conn.execute(query):
             if dossier:
                 held[dossier] = {"dossier": dossier, "acked_hash": digest, "acked_at": now}
+                owner.setdefault(dossier, {"dossier": dossier, "source_ref": ref, "acked_at": now})
     if held:
         statement = upsert(conn, known)
         statement = statement.on_conflict_do_update(
@@ -287,6 +290,7 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
             set_={"acked_hash": statement.excluded.acked_hash, "acked_at": now},
         )
         conn.execute(statement, list(held.values()))
+        conn.execute(upsert(conn, owners).on_conflict_do_nothing(), list(owner.values()))
 
 
 def recover(conn: Connection) -> int:

@@ -3,8 +3,8 @@
 One query per chunk of items returns every row of the same kind that shares a key or a
 source reference with them (superseded rows aside); `Seen` sorts those rows into the facts
 the ingest planner decides with. The same rows tell which local record owns a dossier
-number and which number a local record was first queued under, so the identity rules need
-no query of their own.
+number and which number a local record was first queued under; `owners` adds the claims
+the portal acknowledged, which outlive their purged rows.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, select, union_all
+from sqlalchemy import Connection, Row, select, union, union_all
 
 from connector.core.records import Kind, Mapped, State
 from connector.store.engine import among
 from connector.store.rows import chunks
-from connector.store.schema import known, outbox
+from connector.store.schema import known, outbox, owners
 
 _INVALID = State.INVALID.value
 _PENDING = State.PENDING.value
@@ -64,8 +64,10 @@ class Seen:
 
 
 def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
-    """Read what the store holds for `items`: a query per kind and chunk, plus `known`."""
+    """Read what the store holds for `items`: a query per kind and chunk, plus `known` and
+    the `owners` of the page's dossier numbers (which outlive purged rows)."""
     seen = Seen()
+    _owners(conn, [i for i in items if i.kind is Kind.HEADER], seen)
     for kind in Kind:
         found: dict[int, _Found] = {}
         for part in chunks(i for i in items if i.kind is kind):
@@ -102,6 +104,18 @@ def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]
     by_ref = select(*columns).where(*alive, among(conn, outbox.c.source_ref, sorted(refs)))
     found: dict[int, _Found] = {row[0]: row for row in conn.execute(union_all(by_key, by_ref))}
     return [found[row_id] for row_id in sorted(found)]
+
+
+def _owners(conn: Connection, headers: Sequence[Mapped], seen: Seen) -> None:
+    """Claims the portal acknowledged: the first claims of their numbers and records."""
+    for part in chunks(headers):
+        numbers = sorted({item.dossier for item in part})
+        refs = sorted({item.source_ref for item in part})
+        columns = (owners.c.dossier, owners.c.source_ref)
+        by_number = select(*columns).where(among(conn, owners.c.dossier, numbers))
+        by_ref = select(*columns).where(among(conn, owners.c.source_ref, refs))
+        for dossier, ref in conn.execute(union(by_number, by_ref)):
+            seen.claim(dossier, ref)
 
 
 def _known_hashes(conn: Connection, dossiers: set[str]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The state store's tables, in portable SQLAlchemy Core (SQLite and PostgreSQL alike).
 
 `outbox` holds every message ever queued, one row per header version or step; `known` is
-what the portal is known to hold; `cursors` is where each source stream stopped; `audit` is
+what the portal is known to hold; `owners` is which local record each dossier number the
+portal acknowledged belongs to; `cursors` is where each source stream stopped; `audit` is
 a hash-chained trail of sends and replies; `meta` holds the schema version and small facts.
 """
 
@@ -19,9 +20,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
+    inspect,
     select,
 )
 
+from connector.core.records import Kind, State
 from connector.store.engine import upsert
 
 SCHEMA_VERSION = "1"
@@ -61,6 +65,17 @@ known = Table(
     Column("acked_at", Float, nullable=False),
 )
 
+# Kept for good (never purged with the outbox rows), so a second local record can never take
+# over a dossier number, nor a record change its number, once the portal holds it.
+owners = Table(
+    "owners",
+    metadata,
+    Column("dossier", String(255), primary_key=True),
+    Column("source_ref", String(255), nullable=False),
+    Column("acked_at", Float, nullable=False),
+    Index("ix_owners_source_ref", "source_ref", unique=True),
+)
+
 cursors = Table(
     "cursors",
     metadata,
@@ -95,8 +110,32 @@ meta = Table(
 def create_schema(engine: Engine) -> None:
     """Create missing tables and record the schema version; safe to run at every start."""
     with engine.begin() as conn:
+        fill_owners = not inspect(conn).has_table("owners")
         metadata.create_all(conn)
+        if fill_owners:
+            _fill_owners(conn)
         _record_version(conn)
+
+
+def _fill_owners(conn: Connection) -> None:
+    """Give a store made before `owners` existed the owners its acknowledged rows show.
+
+    The first acknowledged header version of each dossier names its owner; rows already
+    purged cannot be recovered, which is why `owners` exists.
+    """
+    first = (
+        select(outbox.c.dossier, func.min(outbox.c.id).label("id"))
+        .where(outbox.c.kind == Kind.HEADER.value, outbox.c.state == State.ACKED.value)
+        .group_by(outbox.c.dossier)
+        .subquery()
+    )
+    rows = (
+        select(outbox.c.dossier, outbox.c.source_ref, outbox.c.updated_at)
+        .join(first, first.c.id == outbox.c.id)
+        .where(outbox.c.kind == Kind.HEADER.value)  # SQLite needs a WHERE before ON CONFLICT
+    )
+    columns = [owners.c.dossier, owners.c.source_ref, owners.c.acked_at]
+    conn.execute(upsert(conn, owners).from_select(columns, rows).on_conflict_do_nothing())
 
 
 def _record_version(conn: Connection) -> None:

@@ -308,6 +308,41 @@ def test_invalid_record_does_not_claim_a_dossier_number(store: Store) -> None:
     assert store.ingest("dossiers", [owned("D3", "dossiers:1")], None, now=T0 + 2).queued == 1
 
 
+def test_dossier_numbers_stay_owned_after_purge(store: Store) -> None:
+    """Once the portal acknowledged a record's header, its number stays its own even after
+    the acknowledged rows are purged: no other record takes it, and it keeps it."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    assert store.purge(before=T0 + 1) == 1
+    assert store.ingest("dossiers", [owned("D1", "dossiers:2")], None, now=T0 + 2).invalid == 1
+    assert store.ingest("dossiers", [owned("D2", "dossiers:1")], None, now=T0 + 3).invalid == 1
+    reasons = [reason for _, _, reason in dead(store)]
+    assert "already used by dossiers:1" in reasons[0]
+    assert "changed from 'D1' to 'D2'" in reasons[1]
+    assert store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 4).queued == 1
+
+
+def test_store_made_before_owners_gets_them_from_its_rows(tmp_path: Path) -> None:
+    """Opening a store that has no `owners` table yet fills it from acknowledged headers."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore.open(url)
+    store.ingest("dossiers", [owned("D1", "dossiers:1"), owned("D2", "dossiers:2")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 1)
+    acknowledge(store, Kind.HEADER, now=T0 + 1)
+    store.ingest("dossiers", [owned("D3", "dossiers:3")], None, now=T0 + 1)  # never acknowledged
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE owners")
+    store.close()
+    store = SqlStore.open(url)
+    with store.engine.connect() as conn:
+        rows = sorted(conn.exec_driver_sql("SELECT dossier, source_ref FROM owners").all())
+    assert [tuple(row) for row in rows] == [("D1", "dossiers:1"), ("D2", "dossiers:2")]
+    store.purge(before=T0 + 2)
+    assert store.ingest("dossiers", [owned("D1", "dossiers:9")], None, now=T0 + 3).invalid == 1
+    store.close()
+
+
 def test_identity_look_up_spans_many_chunks(store: Store) -> None:
     """The identity rules hold for pages larger than one look-up chunk."""
     first = [owned(f"D{n}", f"dossiers:{n}") for n in range(1200)]
