@@ -11,7 +11,7 @@ Pure: takes already-parsed dicts (`connector.mapfiles` reads the TOML and CSV fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,7 @@ from connector.core.transforms import (
     Transform,
     TransformProblem,
     UnknownTransform,
+    is_blank,
     resolve,
 )
 from connector.errors import MappingError
@@ -53,6 +54,8 @@ class _Field:
     via: tuple[Transform, ...] = ()  # what `get` applies to the column, in order
     literal: str | None = None  # the constant, when the field is one
     makes_time: bool = False  # the last of `via` always yields a real portal time
+    #: `get` never yields blank text other than "" (so the fused code need not test for it)
+    blank_free: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +96,8 @@ def _fill(
     problems: list[Problem],
     prefix: str,
 ) -> None:
-    """Put each field's value in `payload`; empty values are left out, never sent as ""."""
+    """Put each field's value in `payload`; a missing value (None, or blank text: `""` or
+    whitespace only, see `is_blank`) is left out, never sent as `""` or as blanks."""
     for field in fields:
         try:
             value = field.get(record)
@@ -105,7 +109,7 @@ def _fill(
             reason = f"{said} (column {field.column})"
             problems.append(Problem(field=prefix + field.name, reason=reason, value=shown))
             continue
-        if value is None or value == "":
+        if value is None or value == "" or is_blank(value):
             if field.required:
                 reason = f"required by the mapping but empty (column {field.column})"
                 problems.append(Problem(field=prefix + field.name, reason=reason))
@@ -282,7 +286,14 @@ def _compile_field(
         if "from" in spec or "via" in spec or not isinstance(spec["const"], str):
             raise ctx.fail(section, name, "const must be a string, without from or via")
         literal = spec["const"]
-        return _Field(name=name, column="", get=_const(literal), required=required, literal=literal)
+        return _Field(
+            name=name,
+            column="",
+            get=_const(literal),
+            required=required,
+            literal=literal,
+            blank_free=not literal or not literal.isspace(),
+        )
     column = spec.get("from")
     if not isinstance(column, str) or not column:
         raise ctx.fail(section, name, 'needs from = "column" or const = "literal"')
@@ -295,7 +306,26 @@ def _compile_field(
         required=required,
         via=tuple(chain),
         makes_time=bool(via) and via[-1] in PORTAL_TIME,
+        blank_free=bool(via) and _blank_free(ctx, via[-1]),
     )
+
+
+def _blank_free(ctx: _Context, last: str) -> bool:
+    """Whether transform `last` never yields blank text other than "": `strip`, the date
+    transforms, a lookup whose table holds no blank code, a `default:` of non-blank text
+    (each passes on only None, "", non-text or text with something in it)."""
+    if last == "strip" or last in PORTAL_TIME:
+        return True
+    prefix, _, arg = last.partition(":")
+    if prefix == "code":
+        results: Iterable[str] = ctx.codes[arg].values()
+    elif prefix == "crosswalk":
+        results = ctx.crosswalks[arg].values()
+    elif prefix == "default":
+        results = (arg,)
+    else:
+        return False
+    return not any(result and result.isspace() for result in results)
 
 
 def _compile_via(ctx: _Context, section: str, name: str, via: Any) -> list[Transform]:
@@ -466,9 +496,12 @@ def compile_mapping(
 # first header field becomes:
 #
 #     value = record.get('dossier_no')
-#     if type(value) is not str or not value or rule2(value, catalogue) is not None:
+#     if type(value) is not str or not value or value.isspace() or rule2(...) is not None:
 #         return None
 #     payload['MaHoSo'] = value
+#
+# Blank text counts as missing on both paths (`is_blank`); the `value.isspace()` test is left
+# out where the field's last transform never yields it (`_blank_free`: `strip`, dates, ...).
 #
 # `_fused_source` returns the whole text for a shape, for reading or debugging.
 
@@ -499,10 +532,11 @@ def _write_field(
     row: str,
     out: str,
 ) -> None:
-    """Code putting the field's value from dict `row` into dict `out`, if it is a non-empty
-    string passing `rule` (None: nothing to check); an empty value is skipped unless `needed`.
-    Whatever the mapping or the rule would fault (a transform problem, a non-string, a
-    failing rule) returns None.
+    """Code putting the field's value from dict `row` into dict `out`, if it is a non-blank
+    string passing `rule` (None: nothing to check); a missing value (None, `""` or blank
+    text, as in `_fill`) is skipped unless `needed`. Whatever the mapping or the rule would
+    fault (a transform problem, a non-string, a failing rule, a needed value missing)
+    returns None.
     """
     if field.literal is not None:
         value = w.bind("const", field.literal)
@@ -512,15 +546,17 @@ def _write_field(
             value = f"{w.bind('via', transform)}({value})"
     fails = [] if rule is None else [f"{w.bind('rule', rule)}(value, catalogue) is not None"]
     w.line(depth, f"value = {value}")
+    # Blank text is missing too, unless the field's transforms never yield it.
+    blank = [] if field.blank_free else ["value.isspace()"]
     if needed:
-        w.line(depth, f"if {' or '.join(['type(value) is not str', 'not value', *fails])}:")
+        w.line(depth, f"if {' or '.join(['type(value) is not str', 'not value', *blank, *fails])}:")
         w.line(depth + 1, "return None")
         w.line(depth, f"{out}[{field.name!r}] = value")
         return
     w.line(depth, "if type(value) is not str:")
     w.line(depth + 1, "if value is not None:")
     w.line(depth + 2, "return None")
-    w.line(depth, "elif value:")
+    w.line(depth, f"elif {' and not '.join(['value', *blank])}:")
     for check in fails:
         w.line(depth + 1, f"if {check}:")
         w.line(depth + 2, "return None")

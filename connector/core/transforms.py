@@ -6,6 +6,10 @@ raises `TransformProblem` (a value, not a crash): the mapping turns it into a `P
 the field, so one bad record never stops the others.
 
 Every transform passes None through as None, except `default:`, which exists to fill it.
+
+Blank text (`is_blank`: nothing but whitespace) is as missing as None: a padded CHAR column
+holding only spaces has no value. The date transforms and the lookups turn it into None, and
+`default:` fills it; the other transforms keep it, and the mapping leaves it out.
 """
 
 from __future__ import annotations
@@ -51,6 +55,18 @@ def _shortened(value: Any) -> Any:
 
 class UnknownTransform(LookupError):
     """A `via` entry names no transform, code table or crosswalk; the mapping names the field."""
+
+
+def is_blank(value: Any) -> bool:
+    """Whether `value` is text with nothing in it but whitespace, `""` included.
+
+    Whitespace is Python's (`str.isspace`), the very characters `strip` removes: ASCII
+    space, tab, CR, LF, VT and FF, the separators U+001C-U+001F and U+0085, and the Unicode
+    spaces, among them the no-break space U+00A0, U+2000-U+200A, U+2028, U+2029 and the
+    ideographic space U+3000. Format characters such as the zero-width space U+200B or the
+    BOM U+FEFF are not whitespace: text holding them is not blank.
+    """
+    return isinstance(value, str) and (not value or value.isspace())
 
 
 def to_str(value: Any) -> Any:
@@ -138,6 +154,8 @@ def _parse(value: Any) -> datetime | None:
             return datetime(value.year, value.month, value.day)
         raise TransformProblem(f"not a date or time ({type(value).__name__})", value)
     if len(value) > _LONGEST_TIME:
+        if value.isspace():  # a wide padded column holding nothing
+            return None
         raise TransformProblem("not a recognised date or time", value)
     text = value.strip()
     if not text:
@@ -194,8 +212,11 @@ def portal_datetime(naive_zone: tzinfo) -> Transform:
 def lookup(table: Mapping[str, str], describe: str) -> Transform:
     """`code:` / `crosswalk:`: a local value to the portal's code; unknown is a problem.
 
-    Numbers are looked up by their `str` form, because table keys are always text.
+    Numbers are looked up by their `str` form, because table keys are always text. A missing
+    value (None, or blank text) has no code: it stays missing, whatever the table holds.
     """
+    if any(is_blank(local) for local in table):  # such an entry could never be used
+        table = {local: code for local, code in table.items() if not is_blank(local)}
 
     def translate(value: Any) -> Any:
         if value is None or value == "":
@@ -203,6 +224,8 @@ def lookup(table: Mapping[str, str], describe: str) -> Transform:
         key = value if isinstance(value, str) else to_str(value)
         found = table.get(key)
         if found is None:
+            if key.isspace():  # blank: missing, not an unknown code (no table key is blank)
+                return None
             raise TransformProblem(f"{describe} {_shortened(key)!r}", value)
         return found
 
@@ -210,10 +233,10 @@ def lookup(table: Mapping[str, str], describe: str) -> Transform:
 
 
 def default(literal: str) -> Transform:
-    """`default:LITERAL`: what to send when the source has nothing."""
+    """`default:LITERAL`: what to send when the source has nothing (None or blank text)."""
 
     def fill(value: Any) -> Any:
-        return literal if value is None or value == "" else value
+        return literal if value is None or value == "" or is_blank(value) else value
 
     return fill
 

@@ -6,7 +6,10 @@ rules return `Problem` values and never raise on bad data. Only code-like values
 in a problem; personal data and free text appear as fingerprints (`connector.core.masking`).
 
 The field lists are the reference's (dvcqg-reference.md §4 and §6, with the newer fields):
-a strict portal refuses keys it does not know, so an unknown key is a problem too.
+a strict portal refuses keys it does not know, so an unknown key is a problem too. Nor
+does it take `""` or blank text for a value that is simply unknown: a blank value
+(`connector.core.transforms.is_blank`, whitespace only) counts as missing, so a required
+field holding one is missing and any other is a problem (the key must be left out).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from connector.core.masking import SHOWABLE_FIELDS, mask, shown_value
 from connector.core.records import Problem
+from connector.core.transforms import is_blank
 
 HEADER_FIELDS = frozenset(
     {
@@ -98,6 +102,8 @@ _TIME = re.compile(
 _CONTROL_REASON = "contains a control character (e.g. CR/LF, tab)"
 _SURROGATE_REASON = "not valid Unicode (contains a lone surrogate)"
 _UNKNOWN_REASON = "unknown field: the portal refuses keys it does not know"
+_BLANK_REASON = "empty or blank: the portal refuses it (leave the key out instead)"
+_MISSING_REASON = "required by the portal but missing"
 _SHOWN = 60
 
 _STATUS = frozenset(str(n) for n in range(1, 11))
@@ -167,7 +173,7 @@ def shown_problem(field: str, reason: str, value: Any) -> Problem:
     return _problem(field, reason, value)
 
 
-#: A rule sees a value already known to be a str; it returns a reason or None.
+#: A rule sees a value already known to be a str, and not blank; it returns a reason or None.
 Rule = Callable[[str, Catalogue], str | None]
 
 
@@ -269,9 +275,14 @@ _ITEM_RULES = {
 
 
 def _check_fields(
-    payload: Mapping[str, Any], rules: Mapping[str, Rule], catalogue: Catalogue, where: str
+    payload: Mapping[str, Any],
+    rules: Mapping[str, Rule],
+    catalogue: Catalogue,
+    where: str,
+    required: tuple[str, ...] = (),
 ) -> list[Problem]:
-    """Every key known, every value a str passing its field's rule."""
+    """Every key known, every value a non-blank str passing its field's rule (a blank
+    `required` field is left to `_missing`)."""
     problems: list[Problem] = []
     for key, value in payload.items():
         rule = rules.get(key)
@@ -283,6 +294,9 @@ def _check_fields(
         elif type(value) is not str:
             wrong = f"must be a string, got {type(value).__name__}"
             problems.append(_problem(where + key, wrong, value))
+        elif not value or value.isspace():
+            if key not in required:
+                problems.append(_problem(where + key, _BLANK_REASON, None))
         else:
             reason = rule(value, catalogue)
             if reason is not None:
@@ -305,11 +319,13 @@ def _check_list(name: str, items: Any, catalogue: Catalogue) -> list[Problem]:
 
 
 def _missing(payload: Mapping[str, Any], required: tuple[str, ...]) -> list[Problem]:
-    return [
-        Problem(field=name, reason="required by the portal but missing")
-        for name in required
-        if payload.get(name) in (None, "")
-    ]
+    """A required field is missing when absent, None, or blank text."""
+    problems: list[Problem] = []
+    for name in required:
+        value = payload.get(name)
+        if value is None or is_blank(value):
+            problems.append(Problem(field=name, reason=_MISSING_REASON))
+    return problems
 
 
 def _due_before_receipt(payload: Mapping[str, Any]) -> list[Problem]:
@@ -324,7 +340,7 @@ def _due_before_receipt(payload: Mapping[str, Any]) -> list[Problem]:
 def check_header(payload: Mapping[str, Any], catalogue: Catalogue) -> tuple[Problem, ...]:
     """Every reason the portal would refuse this DongBoHoSoMC dossier; () when none."""
     problems = _missing(payload, HEADER_REQUIRED)
-    problems += _check_fields(payload, _HEADER_RULES, catalogue, "")
+    problems += _check_fields(payload, _HEADER_RULES, catalogue, "", HEADER_REQUIRED)
     problems += _due_before_receipt(payload)
     return tuple(problems)
 
@@ -332,7 +348,7 @@ def check_header(payload: Mapping[str, Any], catalogue: Catalogue) -> tuple[Prob
 def check_step(payload: Mapping[str, Any]) -> tuple[Problem, ...]:
     """Every reason the portal would refuse this CapNhatTienDoHoSoMC step; () when none."""
     problems = _missing(payload, STEP_REQUIRED)
-    problems += _check_fields(payload, _STEP_RULES, _NO_CATALOGUE, "")
+    problems += _check_fields(payload, _STEP_RULES, _NO_CATALOGUE, "", STEP_REQUIRED)
     return tuple(problems)
 
 
@@ -352,7 +368,7 @@ class FieldPlan:
     """The rules `check_header` or `check_step` apply, laid out field by field.
 
     A mapping can test each value with its field's rule as soon as it produces it, instead of
-    walking the finished payload again: a payload whose values are non-empty strings that
+    walking the finished payload again: a payload whose values are non-blank strings that
     pass their rules, with every required field present and not refused by `across`, is
     exactly one the check function returns () for. Only a payload that fails needs the check
     function itself, for the reasons.

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from connector.core.hashing import canonical_json
 from connector.core.mapping import CompiledMapping
-from connector.core.records import Mapped
+from connector.core.records import Mapped, Payload
+from connector.core.transforms import is_blank
 from connector.core.validation import check_header, check_step
 from connector.mapfiles import load_mapping
 from connector.sandbox import rules
@@ -54,10 +55,21 @@ GOOD = st.sampled_from(
         " Sở Tư pháp ",
     ]
 )  # fmt: skip
+#: Blank text (whitespace only, the no-break spaces included) is missing, as None is; text
+#: with a zero-width space or a BOM, or with something between blanks, is not blank.
+BLANK = st.one_of(
+    st.sampled_from(["", " ", "   ", "\t", "\r\n", "\u00a0", "\u3000", " \u2003\t"]),
+    st.text(
+        st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\u00a0\u1680\u2009\u2028\u202f\u3000"), min_size=1
+    ),
+)
+NEAR_BLANK = st.sampled_from(["\u200b", "\ufeff", " \u200b ", " x ", "\u00a0Hộ tịch\u00a0"])
 ANY = st.one_of(
     st.none(),
     TEXT,
     GOOD,
+    BLANK,
+    NEAR_BLANK,
     st.integers(),
     st.integers(min_value=2**64),
     st.floats(),
@@ -70,11 +82,24 @@ ANY = st.one_of(
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 CHILD = st.dictionaries(
-    st.sampled_from(["id", "name", "component_code", "url", "digitised", "amount", "state"]),
-    ANY,
+    st.sampled_from(
+        ["id", "name", "component_code", "url", "digitised", "amount", "state", "code", "doc_code"]
+    ),
+    st.one_of(BLANK, ANY),
     max_size=5,
 )
 CHILDREN = st.one_of(st.none(), st.lists(CHILD, max_size=3), ANY)
+
+
+def _nothing_missing_sent(payload: Payload) -> None:
+    """No value, in the payload or its list items, is None, blank, an empty list or item."""
+    for value in payload.values():
+        if isinstance(value, list):
+            assert value and all(value), payload
+            for item in value:
+                _nothing_missing_sent(item)
+        else:
+            assert value is not None and not is_blank(value), payload
 
 
 def _check(mapped: Mapped) -> None:
@@ -91,13 +116,13 @@ def _check(mapped: Mapped) -> None:
     else:
         assert all(p.field and p.reason for p in mapped.problems)
         assert len(mapped.reason()) < 20_000, "a reason repeats a huge value"
-    assert all(v not in (None, "", []) for v in mapped.payload.values())
+    _nothing_missing_sent(mapped.payload)
     Planner(Seen(), now=0.0, force=False).add(mapped)  # storable, valid or not
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(GOOD, ANY), max_size=4),
+    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(GOOD, BLANK, ANY), max_size=4),
     st.dictionaries(st.sampled_from(["files", "fees", "supplements", "results"]), CHILDREN),
 )
 def test_any_dossier_record_maps_to_a_verdict(
@@ -108,7 +133,7 @@ def test_any_dossier_record_maps_to_a_verdict(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(GOOD, ANY), max_size=4))
+@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(GOOD, BLANK, ANY), max_size=4))
 def test_any_step_record_maps_to_a_verdict(changes: dict[str, Any]) -> None:
     """Whatever the step record holds, the verdict keeps its promises."""
     _check(MAPPING.map("steps", {**BASE_STEP, **changes}))
@@ -134,11 +159,12 @@ def _paths_agree(stream: str, record: dict[str, Any]) -> None:
         checked = check_step(payload)
     assert problems == [] and checked == (), (problems, checked)
     assert fast == payload
+    _nothing_missing_sent(fast)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(GOOD, ANY), max_size=4),
+    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(GOOD, BLANK, ANY), max_size=4),
     st.dictionaries(st.sampled_from(["files", "fees", "supplements", "results"]), CHILDREN),
 )
 def test_one_pass_dossier_mapping_agrees_with_the_field_by_field_path(
@@ -148,14 +174,65 @@ def test_one_pass_dossier_mapping_agrees_with_the_field_by_field_path(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(GOOD, ANY), max_size=4))
+@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(GOOD, BLANK, ANY), max_size=4))
 def test_one_pass_step_mapping_agrees_with_the_field_by_field_path(
     changes: dict[str, Any],
 ) -> None:
     _paths_agree("steps", {**BASE_STEP, **changes})
 
 
+#: Child rows of one list, each column blank, nearly blank, or as in a good row.
+BLANK_CHILD = st.dictionaries(
+    st.sampled_from(["id", "name", "component_code", "url", "code", "doc_code", "amount"]),
+    st.one_of(BLANK, NEAR_BLANK, st.sampled_from(["TP1", "Tờ khai", "8000", "https://x.vn/1"])),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(sorted(BASE_DOSSIER)), st.one_of(BLANK, NEAR_BLANK)),
+    st.dictionaries(
+        st.sampled_from(["files", "fees", "results"]), st.lists(BLANK_CHILD, max_size=3)
+    ),
+)
+def test_both_paths_treat_blank_dossier_values_alike(
+    changes: dict[str, Any], children: dict[str, Any]
+) -> None:
+    """Mostly valid records with blank values: both paths leave them out, or both refuse."""
+    record = {**BASE_DOSSIER, **changes, **children}
+    _paths_agree("dossiers", record)
+    _check(MAPPING.map("dossiers", record))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(sorted(BASE_STEP)), st.one_of(BLANK, NEAR_BLANK)))
+def test_both_paths_treat_blank_step_values_alike(changes: dict[str, Any]) -> None:
+    """The same for steps."""
+    record = {**BASE_STEP, **changes}
+    _paths_agree("steps", record)
+    _check(MAPPING.map("steps", record))
+
+
 def test_the_base_records_take_the_one_pass_path() -> None:
     """So the agreement properties above exercise the one-pass path, not only its refusals."""
     assert MAPPING.header.fused(BASE_DOSSIER) is not None
     assert MAPPING.step.fused(BASE_STEP) is not None
+
+
+def test_blank_values_take_the_one_pass_path() -> None:
+    """A record whose optional fields are blank is valid and does not need the slow path."""
+    blank_children = {
+        "files": [{"id": 1, "name": "Tờ khai", "component_code": "   ", "url": "\u00a0"}],
+        "results": [{"id": 2, "name": " ", "doc_code": "\t", "url": "\u3000"}],
+    }
+    record = {**BASE_DOSSIER, "note": "   ", "channel": " ", **blank_children}
+    fast = MAPPING.header.fused(record)
+    assert fast is not None and fast == MAPPING.map("dossiers", record).payload
+    assert "GhiChu" not in fast and "KenhThucHien" not in fast
+    assert fast["TaiLieuNop"] == [
+        {"TepDinhKemId": "1", "TenTepDinhKem": "Tờ khai", "IsDeleted": "False"}
+    ]
+    assert fast["DanhSachGiayToKetQua"] == [{"GiayToId": "2"}]
+    step = {**BASE_STEP, "actor_title": "\u00a0"}
+    assert MAPPING.step.fused(step) == MAPPING.map("steps", step).payload

@@ -298,6 +298,127 @@ def test_list_item_problems_name_the_item() -> None:
     assert found == ["TaiLieuNop[1].DuocSoHoa: not one of the portal's codes (0, 1) (value '7')"]
 
 
+#: What padded CHAR columns and careless forms hold when they hold nothing.
+BLANKS = [" ", "   ", "\t", " \r\n ", "\u00a0", "\u3000", "\u2003 \u2009"]
+
+
+def no_blank_anywhere(payload: dict[str, Any]) -> None:
+    """No value of the payload or of its list items is None, blank or an empty list/item."""
+    for value in payload.values():
+        if isinstance(value, list):
+            assert value and all(value), payload
+            for item in value:
+                no_blank_anywhere(item)
+        else:
+            assert isinstance(value, str) and value.strip(), payload
+
+
+def unstripped(doc: dict[str, Any]) -> dict[str, Any]:
+    """The demo mapping with the optional GhiChu and ChucDanh, and the required MaHoSo and
+    NguoiXuLy, taken from their columns as they are (no `strip`)."""
+    doc["dossier"]["fields"]["GhiChu"] = "note"
+    doc["step"]["fields"]["ChucDanh"] = "actor_title"
+    doc["step"]["fields"]["NguoiXuLy"] = "actor"
+    return doc
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_blank_optional_header_field_is_left_out(blank: str) -> None:
+    """A field holding only whitespace is missing: no key, and the record is still valid."""
+    mapping = compiled(unstripped(demo_doc()))
+    row = dossier_row(note=blank, channel=blank)
+    mapped = mapping.map("dossiers", row)
+    assert mapped.ok, mapped.reason()
+    assert "GhiChu" not in mapped.payload and "KenhThucHien" not in mapped.payload
+    no_blank_anywhere(mapped.payload)
+    assert mapping.header.fused(row) == mapped.payload  # the one-pass path takes it
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_a_blank_required_header_field_is_missing(blank: str) -> None:
+    """A required field holding only whitespace refuses the record, naming the field."""
+    assert problems_of(dossier_row(domain_code=blank)) == [
+        "MaLinhVuc: required by the portal but missing"
+    ]
+    assert problems_of(dossier_row(dossier_no=blank)) == [
+        "MaHoSo: required by the portal but missing"
+    ]
+
+
+def test_a_blank_field_the_mapping_requires_is_empty() -> None:
+    """`required = true` refuses a blank value as it refuses an empty one."""
+    doc = demo_doc()
+    doc["dossier"]["fields"]["GhiChu"] = {"from": "note", "required": True}
+    assert problems_of(dossier_row(note="   "), compiled(doc)) == [
+        "GhiChu: required by the mapping but empty (column note)"
+    ]
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_blank_list_item_fields_are_left_out(blank: str) -> None:
+    """In list items too; an item left with nothing is dropped, and so is a list."""
+    files = [
+        {"id": 7, "name": "Tờ khai", "component_code": blank, "url": blank, "digitised": blank},
+    ]
+    fees = [{"id": 3, "name": "Lệ phí", "code": blank, "amount": 8000, "method": blank}]
+    results = [{"id": None, "name": blank, "component_code": blank, "doc_code": blank}]
+    row = dossier_row(files=files, fees=fees, results=results)
+    mapped = compiled().map("dossiers", row)
+    assert mapped.ok, mapped.reason()
+    assert mapped.payload["TaiLieuNop"] == [
+        {"TepDinhKemId": "7", "TenTepDinhKem": "Tờ khai", "IsDeleted": "False"}
+    ]
+    assert mapped.payload["DanhSachLePhi"] == [{"TenPhiLePhi": "Lệ phí", "Gia": "8000"}]
+    assert "DanhSachGiayToKetQua" not in mapped.payload
+    assert compiled().header.fused(row) == mapped.payload
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+def test_blank_step_fields(blank: str) -> None:
+    """A blank optional step field is left out; a blank required one refuses the step."""
+    mapping = compiled(unstripped(demo_doc()))
+    mapped = mapping.map("steps", step_row(actor_title=blank))
+    assert mapped.ok, mapped.reason()
+    assert "ChucDanh" not in mapped.payload
+    assert mapping.step.fused(step_row(actor_title=blank)) == mapped.payload
+    for changes, field in [({"actor": blank}, "NguoiXuLy"), ({"dossier_no": blank}, "MaHoSo")]:
+        refused = mapping.map("steps", step_row(**changes))
+        assert [str(p) for p in refused.problems] == [
+            f"{field}: required by the portal but missing"
+        ]
+
+
+def test_text_around_real_content_is_sent_as_it_is() -> None:
+    """Only blank text is missing: surrounding spaces stay unless the mapping says `strip`."""
+    mapping = compiled(unstripped(demo_doc()))
+    row = dossier_row(note=" ghi chú ", domain_code=" G09-HT ")
+    mapped = mapping.map("dossiers", row)
+    assert mapped.ok, mapped.reason()
+    assert (mapped.payload["GhiChu"], mapped.payload["MaLinhVuc"]) == (" ghi chú ", " G09-HT ")
+    assert mapping.header.fused(row) == mapped.payload
+
+
+def test_a_blank_code_from_a_table_is_missing_on_both_paths() -> None:
+    """A code table may hold a blank code: what it yields is left out, by the one-pass path
+    too (which tests for blanks only where the transforms could yield one)."""
+    doc = demo_doc()
+    doc["codes"]["channel"]["kiosk"] = "  "
+    doc["dossier"]["fields"]["GhiChu"] = {"from": "note", "via": ["default: "]}
+    mapping = compiled(doc)
+    row = dossier_row(channel="kiosk")
+    mapped = mapping.map("dossiers", row)
+    assert mapped.ok, mapped.reason()
+    assert "KenhThucHien" not in mapped.payload and "GhiChu" not in mapped.payload
+    assert mapping.header.fused(row) == mapped.payload
+
+
+def test_default_fills_a_blank_value() -> None:
+    """A blank value is missing, so `default:` fills it."""
+    doc = demo_doc()
+    doc["dossier"]["fields"]["GhiChu"] = {"from": "note", "via": ["default:không"]}
+    assert compiled(doc).map("dossiers", dossier_row(note="  ")).payload["GhiChu"] == "không"
+
+
 def edit(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """A change to a parsed document at a dotted path (None deletes the key)."""
 
@@ -413,6 +534,7 @@ DEMO_COLUMNS = [
 ANY_VALUE = st.one_of(
     st.none(),
     st.text(max_size=30),
+    st.sampled_from(BLANKS),
     st.integers(),
     st.floats(allow_nan=True),
     st.booleans(),
@@ -441,4 +563,4 @@ def test_any_record_maps_without_raising(
         assert check_header(mapped.payload, PROPERTY_MAPPING.catalogue) == ()
     else:
         assert all(p.field and p.reason for p in mapped.problems)
-    assert all(v not in (None, "", []) for v in mapped.payload.values())
+    no_blank_anywhere(mapped.payload)

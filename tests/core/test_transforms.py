@@ -15,6 +15,7 @@ from connector.core.transforms import (
     Transform,
     TransformProblem,
     UnknownTransform,
+    is_blank,
     resolve,
 )
 
@@ -51,12 +52,18 @@ def build(name: str, zone: str = "Asia/Ho_Chi_Minh") -> Transform:
         ("default:0", None, "0"),
         ("default:0", "", "0"),
         ("default:0", "1", "1"),
+        ("default:0", "   ", "0"),
+        ("default:0", "\u00a0", "0"),
+        ("default:0", " 1 ", " 1 "),
         ("code:status", "received", "2"),
         ("code:status", 1, "1"),
         ("code:status", None, None),
         ("code:status", "", None),
+        ("code:status", "   ", None),
+        ("code:status", "\t", None),
         ("crosswalk:procedures", "HN-HT-01", "1.001193"),
         ("crosswalk:procedures", None, None),
+        ("crosswalk:procedures", "\u3000", None),
     ],
 )
 def test_simple_transforms(name: str, given: Any, expected: Any) -> None:
@@ -88,6 +95,8 @@ def test_nfc_output_is_composed() -> None:
         (date(2026, 11, 27), "20261127000000"),
         (None, None),
         ("", None),
+        ("   ", None),
+        (" " * 100, None),  # a wide CHAR column holding nothing
     ],
 )
 def test_vn_datetime(given: Any, expected: str | None) -> None:
@@ -155,3 +164,41 @@ def test_unknown_names_are_refused(name: str, words: str) -> None:
     """A via entry naming nothing known is refused when the mapping is compiled."""
     with pytest.raises(UnknownTransform, match=words):
         build(name)
+
+
+#: Python's whitespace (`str.isspace`, what `strip` removes), the no-break spaces included.
+WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1f\x85\u00a0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+@pytest.mark.parametrize(
+    ("value", "blank"),
+    [
+        ("", True),
+        ("   ", True),
+        ("\t", True),
+        (" \r\n ", True),
+        ("\u00a0", True),  # no-break space: blank, as `strip` removes it
+        ("\u00a0 \u3000\u2003", True),
+        (WHITESPACE, True),
+        ("\u200b", False),  # zero-width space: a format character, not whitespace
+        ("\ufeff", False),  # BOM
+        (" x ", False),
+        (" \u200b ", False),
+        (None, False),
+        (0, False),
+        (b"  ", False),
+    ],
+)
+def test_is_blank_is_what_strip_empties(value: Any, blank: bool) -> None:
+    """Blank is text that `strip` leaves empty; nothing that is not text is blank."""
+    assert is_blank(value) is blank
+    if isinstance(value, str):
+        assert (build("strip")(value) == "") is blank
+
+
+def test_blank_text_has_no_code_even_when_a_table_lists_it() -> None:
+    """Blank text is missing, so a lookup gives None for it, whatever its table lists."""
+    table = resolve(
+        "code:t", timezone=VN_TZ, codes={"t": {" ": "1", "": "0", "x": "2"}}, crosswalks={}
+    )
+    assert (table(" "), table(""), table("\t"), table("x")) == (None, None, None, "2")

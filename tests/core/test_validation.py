@@ -66,6 +66,11 @@ def test_valid_header_and_step_pass() -> None:
         ({"MaTTHC": "HN-HT-01"}, "MaTTHC", "not a national procedure code"),
         ({"NgayHenTra": None}, "NgayHenTra", "required by the portal but missing"),
         ({"NgayHenTra": ""}, "NgayHenTra", "required by the portal but missing"),
+        ({"MaLinhVuc": "   "}, "MaLinhVuc", "required by the portal but missing"),
+        ({"DonViXuLy": "\u00a0"}, "DonViXuLy", "required by the portal but missing"),
+        ({"GhiChu": ""}, "GhiChu", "empty or blank"),
+        ({"GhiChu": " \t "}, "GhiChu", "empty or blank"),
+        ({"TaiLieuNop": [{"TenTepDinhKem": "  "}]}, "TaiLieuNop[0].TenTepDinhKem", "blank"),
         ({"NgayHenTra": "20261126170000"}, "NgayHenTra", "earlier than NgayTiepNhan"),
         ({"NgayTiepNhan": "20261131080000"}, "NgayTiepNhan", "not a real time"),
         ({"NgayTiepNhan": "2026112708000"}, "NgayTiepNhan", "not a real time"),
@@ -97,6 +102,22 @@ def test_header_rules(change: dict[str, Any], field: str, words: str) -> None:
     payload = {**HEADER, **change}
     problems = fields_and_reasons(check_header(payload, CATALOGUE))
     assert any(f == field and words in r for f, r in problems), problems
+
+
+@pytest.mark.parametrize("blank", ["", " ", "   ", "\t", "\u00a0", "\u3000"])
+def test_a_blank_required_field_is_one_missing_problem(blank: str) -> None:
+    """Blank text is missing: one problem, the same as for an absent field, and no other."""
+    assert fields_and_reasons(check_header({**HEADER, "TrangThaiHoSo": blank}, CATALOGUE)) == [
+        ("TrangThaiHoSo", "required by the portal but missing")
+    ]
+    assert fields_and_reasons(check_step({**STEP, "NguoiXuLy": blank})) == [
+        ("NguoiXuLy", "required by the portal but missing")
+    ]
+
+
+def test_text_with_something_in_it_is_not_blank() -> None:
+    """Surrounding spaces around real content are not blank (nor refused)."""
+    assert check_header({**HEADER, "GhiChu": " ghi chú "}, CATALOGUE) == ()
 
 
 def test_procedure_with_unit_suffix_matches_its_base_code() -> None:
