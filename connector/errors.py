@@ -5,6 +5,7 @@
     ├── MappingError         a mapping file is wrong: fatal at start, names file and field
     ├── SourceError          the local system cannot be read: pulling pauses, pushing goes on
     ├── StoreError           the state store cannot be written: pulling pauses
+    │   └── StoreBusy        another `connector run` holds the store: fatal at start
     └── PortalError          the portal call did not succeed as a whole
         ├── PortalTransient  5xx, timeout, reset, throttling, non-JSON reply: retry later
         └── PortalRefused    login or envelope refused: keep items queued, alert, back off
@@ -37,17 +38,28 @@ class StoreError(ConnectorError):
     """The state store could not be read or written (locked, disk full)."""
 
 
+class StoreBusy(StoreError):
+    """Another `connector run` (daemon or `--once`) holds the state store's worker lock."""
+
+
 class PortalError(ConnectorError):
     """A call to the portal failed as a whole."""
 
 
 class PortalTransient(PortalError):
-    """Worth retrying later; `retry_after` is the portal's own hint in seconds, if any."""
+    """Worth retrying later; `retry_after` is the portal's own hint in seconds, if any.
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    `throttled` marks HTTP 429: the portal's rate limit, not the items' fault, so it never
+    counts as one of their attempts.
+    """
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, throttled: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class PortalRefused(PortalError):

@@ -64,11 +64,32 @@ def after_transient(
         return Park(reason=f"gave up after {attempts} attempts")
     if now - created_at >= policy.park_after:
         return Park(reason=f"still failing after {int(now - created_at)} s")
-    delay = min(policy.cap, policy.initial * 2 ** max(attempts - 1, 0))
+    return Retry(at=now + _delay(policy, attempts, retry_after, jitter))
+
+
+def after_throttle(
+    policy: RetryPolicy,
+    *,
+    attempts: int,
+    now: float,
+    retry_after: float | None = None,
+    jitter: float = 0.5,
+) -> Retry:
+    """The next attempt after the portal throttled the call (HTTP 429). Never parks.
+
+    Throttling is the portal's rate limit, not the item's fault: the call is not one of the
+    item's attempts, so `attempts` is the count of real failures so far (not incremented)
+    and neither the attempt limit nor the age limit applies. Retry-After is a floor.
+    """
+    return Retry(at=now + _delay(policy, attempts, retry_after, jitter))
+
+
+def _delay(policy: RetryPolicy, attempts: int, retry_after: float | None, jitter: float) -> float:
+    delay: float = min(policy.cap, policy.initial * 2 ** max(attempts - 1, 0))
     delay = delay * (0.5 + jitter / 2)
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return Retry(at=now + delay)
+    return delay
 
 
 class Verdict(StrEnum):
@@ -78,6 +99,7 @@ class Verdict(StrEnum):
     REJECT = "reject"  # permanent: dead letter with the portal's code
     REPAIR = "repair"  # isUpdating was wrong: look the dossier up and resend
     SPLIT = "split"  # a whole batch was refused without per-item results: find the bad ones
+    RESEND = "resend"  # the reply did not say what became of it: send again, in a smaller batch
 
 
 def judge(reply: BatchReply, *, batch_size: int) -> list[tuple[Verdict, Outcome]]:
@@ -92,10 +114,15 @@ def _verdict(outcome: Outcome) -> Verdict:
         return Verdict.ACK
     if outcome.status in (OutcomeStatus.EXISTS, OutcomeStatus.MISSING):
         return Verdict.REPAIR
+    if outcome.status == OutcomeStatus.UNKNOWN:
+        return Verdict.RESEND
     return Verdict.REJECT
 
 
 def halves(items: Sequence[T]) -> tuple[list[T], list[T]]:
-    """Split a refused batch in two to isolate the bad items (log2(n) extra calls)."""
+    """Split a refused batch in two to isolate the bad items (log2(n) extra calls).
+
+    Order is kept (steps stay in time order); a one-item list gives an empty left half.
+    """
     middle = len(items) // 2
     return list(items[:middle]), list(items[middle:])

@@ -106,6 +106,7 @@ class OutcomeStatus(StrEnum):
     REJECTED = "rejected"  # any other business code: permanent for this item
     EXISTS = "exists"  # isUpdating=False but the portal already holds the dossier
     MISSING = "missing"  # isUpdating=True but the portal does not hold the dossier
+    UNKNOWN = "unknown"  # the reply did not say what became of this item: send it again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

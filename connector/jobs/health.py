@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector.jobs.hold import PortalHold
+
 
 @dataclass(slots=True)
 class JobHealth:
-    """The last outcome of one job. `state` is 'ok', 'idle', 'paused' or 'refused'."""
+    """The last outcome of one job. `state` is 'ok', 'idle', 'paused', 'retrying' (a transient
+    failure, or waiting for the portal's Retry-After) or 'refused'."""
 
     state: str = "idle"
     last_run_at: float | None = None
@@ -41,10 +44,12 @@ class JobHealth:
 
 @dataclass(slots=True)
 class Health:
-    """Every job's health, plus per-stream 'caught up' flags for the lag figure."""
+    """Every job's health, plus per-stream 'caught up' flags for the lag figure, and the
+    portal's Retry-After hold, which every job calling the portal shares."""
 
     pull: JobHealth = field(default_factory=JobHealth)
     push: JobHealth = field(default_factory=JobHealth)
     reconcile: JobHealth = field(default_factory=JobHealth)
     caught_up: dict[str, bool] = field(default_factory=dict)
     reconcile_report: dict[str, Any] = field(default_factory=dict)
+    portal_hold: PortalHold = field(default_factory=PortalHold)

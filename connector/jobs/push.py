@@ -28,6 +28,7 @@ from connector.core.ratelimit import TokenBucket
 from connector.core.records import BatchReply, Kind, Outcome, Outgoing, State
 from connector.errors import PortalRefused, PortalTransient, StoreError
 from connector.jobs.health import Health
+from connector.jobs.hold import bounded
 from connector.metrics import Metrics
 from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, Store
 
@@ -69,6 +70,7 @@ class PushJob:
         self._rng = rng or random.Random()
         self._refused_until = 0.0  # on the monotonic clock: wall-clock jumps do not matter
         self._refusals = 0
+        self._hold = health.portal_hold  # the portal's Retry-After, shared with reconcile
         self._stranded = False  # a store failure may have left claimed items in flight
         self._troubled = False  # this round met a transient failure: not a success
         self._bucket = (
@@ -93,6 +95,9 @@ class PushJob:
     async def round(self) -> int:
         """One header batch and one step batch. Returns how many items were settled."""
         if self._clock.monotonic() < self._refused_until:
+            return 0
+        if self._held():  # the portal asked to wait (Retry-After): no call, no claim
+            self._waiting()
             return 0
         self._troubled = False
         try:
@@ -121,6 +126,13 @@ class PushJob:
         return settled
 
     async def _kind(self, kind: Kind) -> int:
+        if self._held():  # the portal asked to wait: claim nothing until it has passed
+            return 0
+        # An item due later than now + cap is taken for a wall-clock jump back and claimed at
+        # once. One waiting for a Retry-After longer than cap is never claimed early: the hold
+        # stops every claim until the hint has passed, and then it is due anyway. After a
+        # restart (the hold is gone) it may be: one call, a 429 again, the hold is back, and
+        # no attempt is counted.
         items = await self._db(
             self._store.claim,
             kind,
@@ -161,6 +173,9 @@ class PushJob:
         self, kind: Kind, items: list[OutboxItem], call: Call, *, repair: bool = True
     ) -> None:
         """Send one batch and settle every item in it (recursively for splits and repairs)."""
+        if self._held():  # an earlier call of this round met a Retry-After
+            await self._release(items)
+            return
         service = SERVICE[kind]
         keys = [i.key for i in items]
         digest = combined_hash(i.content_hash for i in items)
@@ -219,10 +234,17 @@ class PushJob:
             return
         settlements: list[Settlement] = []
         to_repair: list[OutboxItem] = []
+        to_resend: list[OutboxItem] = []
         now = self._clock.now()
         for item, (verdict, outcome) in zip(items, verdicts, strict=True):
             if verdict == Verdict.ACK:
                 settlements.append(self._final(item, State.ACKED, outcome))
+            elif verdict == Verdict.RESEND and len(items) > 1:
+                to_resend.append(item)
+            elif verdict == Verdict.RESEND:  # a batch of one cannot shrink: try again later
+                settlements.append(
+                    self._retry(item, now, None, f"outcome unknown: {outcome.message}")
+                )
             elif verdict == Verdict.REPAIR and repair and kind == Kind.HEADER:
                 to_repair.append(item)
             elif verdict == Verdict.REPAIR:
@@ -233,6 +255,12 @@ class PushJob:
                 settlements.append(self._final(item, State.REJECTED, outcome))
         await self._db(self._store.settle, settlements, now=now)
         self._count(kind, settlements)
+        # The reply left these undecided: send them again in smaller batches (each a call of
+        # its own in the audit trail) until a reply decides them; a batch of one always is.
+        # Halves keep the batch's order, so a dossier's steps stay in time order.
+        for part in delivery.halves(to_resend):
+            if part:
+                await self._deliver(kind, part, call, repair=repair)
         if to_repair:
             await self._repair(to_repair)
 
@@ -240,13 +268,19 @@ class PushJob:
         """isUpdating was wrong: ask the portal what it holds, fix our knowledge, resend."""
         held: list[OutboxItem] = []
         fresh: list[OutboxItem] = []
-        for item in items:
+        for index, item in enumerate(items):
+            if self._held():  # a lookup met a Retry-After: the rest wait, unsent
+                await self._release(items[index:])
+                break
             try:
                 view = await self._portal.lookup(item.dossier)
             except PortalTransient as exc:
                 now = self._clock.now()
-                retry = self._retry(item, now, exc.retry_after, f"lookup failed: {exc.reason}")
+                reason = f"lookup failed: {exc.reason}"
+                hint = bounded(exc.retry_after)
+                retry = self._retry(item, now, hint, reason, counted=not exc.throttled)
                 await self._db(self._store.settle, [retry], now=now)
+                self._pause(exc, hint)
                 continue
             await self._db(
                 self._store.set_known, item.dossier, view is not None, now=self._clock.now()
@@ -261,7 +295,9 @@ class PushJob:
         self, kind: Kind, items: list[OutboxItem], exc: PortalTransient, digest: str
     ) -> None:
         now = self._clock.now()
-        settlements = [self._retry(i, now, exc.retry_after, exc.reason) for i in items]
+        hint = bounded(exc.retry_after)
+        counted = not exc.throttled  # a 429 is the portal's limit, not the items' fault
+        settlements = [self._retry(i, now, hint, exc.reason, counted=counted) for i in items]
         await self._db(self._store.settle, settlements, now=now)
         await self._audit(
             AuditEvent(
@@ -273,10 +309,12 @@ class PushJob:
                 outcome=f"transient: {exc.reason}",
             )
         )
-        self._metrics.calls.labels(SERVICE[kind], "transient").inc()
+        outcome = "throttled" if exc.throttled else "transient"
+        self._metrics.calls.labels(SERVICE[kind], outcome).inc()
         self._count(kind, settlements)
         self._troubled = True
         self._health.push.failed(now, f"portal unavailable: {exc.reason}", state="retrying")
+        self._pause(exc, hint)
         log.warning(
             "portal call failed, will retry",
             service=SERVICE[kind],
@@ -285,9 +323,67 @@ class PushJob:
             retry_after=exc.retry_after,
         )
 
+    def _held(self) -> bool:
+        return self._hold.remaining(self._clock.monotonic()) > 0
+
+    def _pause(self, exc: PortalTransient, hint: float | None) -> None:
+        """Hold every portal call when the portal asked for a wait: Retry-After, or a 429
+        without one (then the outbox's first backoff)."""
+        self._troubled = True
+        if hint is None and not exc.throttled:
+            return
+        seconds = self._policy.initial if hint is None else hint
+        seconds = self._hold.hold(seconds, monotonic=self._clock.monotonic(), reason=exc.reason)
+        self._waiting()
+        log.warning("portal asked to wait; no portal calls until then", wait_s=seconds)
+
+    def _waiting(self) -> None:
+        now, monotonic = self._clock.now(), self._clock.monotonic()
+        message = self._hold.describe(monotonic=monotonic, now=now)
+        self._health.push.failed(now, message, state="retrying")
+
+    async def _release(self, items: list[OutboxItem]) -> None:
+        """Claimed items left unsent because the portal asked to wait: back as they were."""
+        back = [
+            Settlement(
+                item_id=i.id,
+                state=State.PENDING,
+                code=i.last_code,
+                message=i.last_message,
+                next_attempt_at=i.next_attempt_at,
+                count_attempt=False,
+                kind=i.kind,
+            )
+            for i in items
+        ]
+        await self._db(self._store.settle, back, now=self._clock.now())
+
     def _retry(
-        self, item: OutboxItem, now: float, retry_after: float | None, reason: str
+        self,
+        item: OutboxItem,
+        now: float,
+        retry_after: float | None,
+        reason: str,
+        *,
+        counted: bool = True,
     ) -> Settlement:
+        if not counted:  # not the item's fault: no attempt counted, never parked for it
+            throttled = delivery.after_throttle(
+                self._policy,
+                attempts=item.attempts,
+                now=now,
+                retry_after=retry_after,
+                jitter=self._rng.random(),
+            )
+            return Settlement(
+                item_id=item.id,
+                state=State.PENDING,
+                code="throttled",
+                message=reason,
+                next_attempt_at=throttled.at,
+                count_attempt=False,
+                kind=item.kind,
+            )
         decision = delivery.after_transient(
             self._policy,
             attempts=item.attempts + 1,

@@ -11,7 +11,7 @@ import structlog
 
 from connector.core.reconcile import Finding, compare
 from connector.core.records import Kind, State
-from connector.errors import PortalError
+from connector.errors import PortalError, PortalTransient
 from connector.jobs.health import Health
 from connector.ports import Clock, OutboxItem, Portal, Store
 
@@ -29,20 +29,49 @@ class ReconcileJob:
         self._sample = sample
 
     async def run(self) -> list[Finding]:
+        if self._held():  # the portal asked to wait (Retry-After): not even one look-up
+            self._waiting(checked=0)
+            return []
         dossiers = await anyio.to_thread.run_sync(self._store.known_sample, self._sample)
         findings: list[Finding] = []
         checked = 0
         try:
             for dossier in dossiers:
+                if self._held():  # met by push or by a look-up of this run
+                    break
                 findings += await self._check(dossier)
                 checked += 1
         except PortalError as exc:
+            self._hold_if_asked(exc)
             self._health.reconcile.failed(self._clock.now(), f"portal: {exc}")
             log.warning("reconcile interrupted", reason=str(exc), checked=checked)
         else:
-            self._health.reconcile.succeeded(self._clock.now())
+            if checked < len(dossiers):
+                self._waiting(checked=checked)
+            else:
+                self._health.reconcile.succeeded(self._clock.now())
         self._report(checked, findings)
         return findings
+
+    def _held(self) -> bool:
+        return self._health.portal_hold.remaining(self._clock.monotonic()) > 0
+
+    def _hold_if_asked(self, exc: PortalError) -> None:
+        """A Retry-After holds every job's portal calls, the push job's too."""
+        if isinstance(exc, PortalTransient) and exc.retry_after is not None:
+            self._health.portal_hold.hold(
+                exc.retry_after, monotonic=self._clock.monotonic(), reason=exc.reason
+            )
+
+    def _waiting(self, *, checked: int) -> None:
+        hold, now, monotonic = self._health.portal_hold, self._clock.now(), self._clock.monotonic()
+        message = f"{hold.describe(monotonic=monotonic, now=now)}; checked {checked}"
+        self._health.reconcile.failed(now, message, state="retrying")
+        log.warning(
+            "reconcile stopped: the portal asked to wait",
+            wait_s=round(hold.remaining(monotonic)),
+            checked=checked,
+        )
 
     async def _check(self, dossier: str) -> list[Finding]:
         view = await self._portal.lookup(dossier)

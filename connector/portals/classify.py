@@ -9,7 +9,7 @@ returned as `Outcome` values so one bad item never stops the others.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -47,13 +47,30 @@ class ReplyCodes:
         )
 
 
+#: A progress step's identity within its dossier: (ThoiDiemXuLy, TrangThai).
+StepId = tuple[str, str]
+#: Each item's StepId (None for headers or when unknown), computed only when a reply needs it.
+StepIds = Callable[[], Sequence[StepId | None]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ItemResult:
-    """One per-item verdict as the portal gave it; `key` is its MaHoSo when it named one."""
+    """One per-item verdict as the portal gave it; `key` is its MaHoSo when it named one,
+    `step` the (ThoiDiemXuLy, TrangThai) it named too, if any."""
 
     code: str
     message: str = ""
     key: str | None = None
+    step: StepId | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsaid:
+    """No per-item result decides this item: none names it, or those naming it disagree
+    (`ambiguous`) and nothing tells which of its steps each one is about."""
+
+    ambiguous: bool
+    why: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,7 +78,8 @@ class Answer:
     """A service reply that was neither transient nor refused, ready for a verdict.
 
     `expired` asks the caller to log in again and resend; `rejected` is the verdict an HTTP
-    4xx passes on every item of the call; otherwise `body` holds the parsed JSON object.
+    4xx passes on the items of the call (per-item results in its body still decide the items
+    they name); `body` holds the parsed JSON object (empty when the body was not one).
     """
 
     status: int
@@ -145,10 +163,12 @@ def _optional_object(raw: bytes) -> Mapping[str, Any]:
 def check_http(status: int, raw: bytes, *, retry_after_s: float | None, what: str) -> None:
     """Raise for the HTTP statuses that are call-level on every call: 429, 408, 3xx, 5xx."""
     if status == 429:
-        raise PortalTransient(f"{what}: throttled (HTTP 429)", retry_after=retry_after_s)
+        raise PortalTransient(
+            f"{what}: throttled (HTTP 429)", retry_after=retry_after_s, throttled=True
+        )
     if status == 408 or status >= 500:
         detail = reason_text(message_of(_optional_object(raw)))
-        raise PortalTransient(f"{what}: HTTP {status} {detail}".rstrip())
+        raise PortalTransient(f"{what}: HTTP {status} {detail}".rstrip(), retry_after=retry_after_s)
     if 300 <= status < 400:
         raise PortalRefused(f"{what}: HTTP {status} redirect; check portal.base_url and paths")
     if status < 200:
@@ -161,15 +181,35 @@ def service_answer(
     """Classify a service call's reply: raise call-level failures, return everything else."""
     check_http(status, raw, retry_after_s=retry_after_s, what=service)
     if status == 401:
-        return Answer(status=status, expired=True)
+        return Answer(status=status, body=_optional_object(raw), expired=True)
     if status == 403:
         message = reason_text(message_of(_optional_object(raw)))
         raise PortalRefused(f"{service}: HTTP 403 forbidden {message}".rstrip())
     if 400 <= status < 500:
-        message = message_of(_optional_object(raw))
-        rejected = Outcome(status=OutcomeStatus.REJECTED, code=f"HTTP {status}", message=message)
-        return Answer(status=status, rejected=rejected)
+        return _rejected_answer(status, _optional_object(raw), codes, service)
     return _coded_answer(status, parse_object(raw), codes, service)
+
+
+def _rejected_answer(
+    status: int, body: Mapping[str, Any], codes: ReplyCodes, service: str
+) -> Answer:
+    """An HTTP 4xx: the portal's own `error_code` and message when the body has them (kept
+    verbatim, the status noted after the message), else the status as the code.
+
+    A code from the configured families keeps its meaning (session expired, transient,
+    already exists, not found) whatever HTTP status carried it.
+    """
+    code, message = code_of(body.get("error_code")), message_of(body)
+    if not code or code in codes.success:
+        outcome = Outcome(status=OutcomeStatus.REJECTED, code=f"HTTP {status}", message=message)
+        return Answer(status=status, body=body, rejected=outcome)
+    if code in codes.session_expired:
+        return Answer(status=status, body=body, expired=True)
+    if code in codes.transient:
+        detail = reason_text(message)
+        raise PortalTransient(f"{service}: HTTP {status} error_code {code} {detail}".rstrip())
+    noted = f"{message} (HTTP {status})" if message else f"(HTTP {status})"
+    return Answer(status=status, body=body, rejected=outcome_for(code, noted, codes))
 
 
 def _coded_answer(status: int, body: dict[str, Any], codes: ReplyCodes, service: str) -> Answer:
@@ -186,6 +226,12 @@ def _coded_answer(status: int, body: dict[str, Any], codes: ReplyCodes, service:
             f"{service}: error_code {code} {reason_text(answer.message)}".rstrip()
         )
     return answer
+
+
+def expiry_reason(answer: Answer) -> str:
+    """What the portal said when it declared the session invalid (masked and bounded)."""
+    said = f"HTTP {answer.status}" if answer.status == 401 else f"error_code {answer.code}"
+    return f"{said} {reason_text(answer.message)}".rstrip()
 
 
 def login_token(status: int, raw: bytes, codes: ReplyCodes, *, retry_after_s: float | None) -> str:
@@ -230,27 +276,134 @@ def item_results(body: Mapping[str, Any]) -> list[ItemResult] | None:
         ItemResult(
             code=code_of(e["error_code"]),
             message=message_of(e),
-            key=None if e.get("MaHoSo") is None else str(e["MaHoSo"]),
+            key=_text(e.get("MaHoSo")),
+            step=_step_named(e),
         )
         for e in entries
     ]
 
 
-def align(results: Sequence[ItemResult], keys: Sequence[str | None]) -> list[ItemResult] | None:
-    """Results in item order: by MaHoSo when that is unambiguous, else by position.
+def _text(value: object) -> str | None:
+    """A MaHoSo or step field compared as the portal may spell it: a trimmed string."""
+    return None if value is None else str(value).strip()
 
-    None when the results do not cover every item, or when a result placed by position names
-    another dossier than the item there: then they cannot decide the batch.
+
+def _step_named(entry: Mapping[str, Any]) -> StepId | None:
+    when, state = _text(entry.get("ThoiDiemXuLy")), _text(entry.get("TrangThai"))
+    return None if when is None or state is None else (when, state)
+
+
+def align(
+    results: Sequence[ItemResult],
+    keys: Sequence[str | None],
+    codes: ReplyCodes,
+    *,
+    steps: StepIds | None = None,
+) -> list[ItemResult | Unsaid]:
+    """For each item, the result that decides it, or why none does (`Unsaid`).
+
+    Results are matched by MaHoSo, never by position: a batch of steps repeats MaHoSo and a
+    portal may list its results in any order. Within one MaHoSo, a result that also names
+    the step (`ThoiDiemXuLy` and `TrangThai`) decides that step first; the other results
+    of the group decide its other steps when they all agree, or when the group has a single
+    item; if they disagree over several steps, those steps are ambiguous. Results naming no
+    MaHoSo are matched the same way against the items nothing named, when they are as many
+    or there is one such item. Results naming a MaHoSo not sent decide nothing, but a
+    failure among them leaves the items nothing named ambiguous.
     """
-    unique = len(set(keys)) == len(keys) and None not in keys
-    named = {r.key: r for r in results if r.key is not None}
-    if unique and len(named) == len(results) and set(keys) <= named.keys():
-        return [named[k] for k in keys if k is not None]
-    if len(results) == len(keys) and all(
-        r.key is None or k is None or r.key == k for r, k in zip(results, keys, strict=True)
-    ):
-        return list(results)
-    return None
+    norm = [_text(k) for k in keys]
+    members: dict[str, list[int]] = {}
+    for index, key in enumerate(norm):
+        if key is not None:
+            members.setdefault(key, []).append(index)
+    grouped: dict[str, list[ItemResult]] = {}
+    loose: list[ItemResult] = []  # results naming no MaHoSo
+    foreign: list[ItemResult] = []  # results naming a MaHoSo that was not sent
+    for result in results:
+        key = _text(result.key)
+        if key is None:
+            loose.append(result)
+        elif key in members:
+            grouped.setdefault(key, []).append(result)
+        else:
+            foreign.append(result)
+    decided: list[ItemResult | Unsaid | None] = [None] * len(keys)
+    ids = steps() if steps is not None and any(r.step for r in results) else None
+    for key, entries in grouped.items():
+        group = members[key]
+        if ids is not None:
+            entries, group = _by_step(entries, group, ids, decided, codes)
+        _decide_group(entries, group, decided, codes, what=f"MaHoSo {key}")
+    rest = [i for i, d in enumerate(decided) if d is None]
+    if loose and rest:
+        if len(loose) == len(rest) or len(rest) == 1:
+            _decide_group(loose, rest, decided, codes, what="results naming no MaHoSo")
+        else:
+            _leave(rest, decided, "results naming no MaHoSo do not match the items")
+    if any(r.code not in codes.success for r in foreign):
+        # A failure for a dossier not sent may be meant for one of these (a misspelt
+        # MaHoSo): acknowledging them on the call's success could lose a rejection.
+        rest = [i for i, d in enumerate(decided) if d is None]
+        _leave(rest, decided, "the reply reports failures for dossiers not sent")
+    nothing = Unsaid(ambiguous=False, why="not named in the reply's per-item results")
+    return [nothing if d is None else d for d in decided]
+
+
+def _leave(group: Sequence[int], decided: list[ItemResult | Unsaid | None], why: str) -> None:
+    unsaid = Unsaid(ambiguous=True, why=why)
+    for index in group:
+        decided[index] = unsaid
+
+
+def _by_step(
+    entries: list[ItemResult],
+    group: list[int],
+    ids: Sequence[StepId | None],
+    decided: list[ItemResult | Unsaid | None],
+    codes: ReplyCodes,
+) -> tuple[list[ItemResult], list[int]]:
+    """Decide the group's steps that results name exactly; return what is left of both."""
+    named: dict[StepId, list[ItemResult]] = {}
+    left: list[ItemResult] = []
+    for entry in entries:
+        if entry.step is not None and any(ids[i] == entry.step for i in group):
+            named.setdefault(entry.step, []).append(entry)
+        else:
+            left.append(entry)
+    for step, same in named.items():
+        steps = [i for i in group if ids[i] == step]
+        _decide_group(same, steps, decided, codes, what=f"step {step[0]}/{step[1]}")
+    return left, [i for i in group if ids[i] not in named]
+
+
+def _decide_group(
+    entries: Sequence[ItemResult],
+    group: Sequence[int],
+    decided: list[ItemResult | Unsaid | None],
+    codes: ReplyCodes,
+    *,
+    what: str,
+) -> None:
+    """Results that agree decide every item of the group; a lone item takes the first that
+    is not a success; disagreeing results leave several items ambiguous."""
+    if not entries or not group:
+        return
+    verdicts = {_gist(e, codes) for e in entries}
+    if len(verdicts) == 1:
+        chosen = entries[0]
+    elif len(group) == 1:
+        chosen = next(e for e in entries if e.code not in codes.success)
+    else:
+        _leave(group, decided, f"the reply's results for {what} disagree")
+        return
+    for index in group:
+        decided[index] = chosen
+
+
+def _gist(result: ItemResult, codes: ReplyCodes) -> tuple[str, str]:
+    """What makes two results the same verdict: any success is one; a failure's message
+    counts too, since it is kept verbatim with the item."""
+    return ("", "") if result.code in codes.success else (result.code, result.message)
 
 
 def decide_batch(
@@ -260,43 +413,63 @@ def decide_batch(
     codes: ReplyCodes,
     *,
     http_status: int = 200,
+    steps: StepIds | None = None,
 ) -> BatchReply:
-    """The batch's verdicts: per-item results when they cover the batch, else the call's own.
+    """The batch's verdicts: each item by the per-item result that names it, else the call's.
 
-    A per-item transient code leaves that item's fate unknown, so the whole call is retried
-    (a resent header replaces itself, a resent step is recognised by the portal). So does a
-    success code whose per-item results do not match the batch: which items succeeded is
-    unknown, and acknowledging them all could acknowledge one the portal never took.
+    Without per-item results every item shares the call's outcome. With them, an item no
+    result names shares the call's outcome when that is a success; when it is not, or when
+    the results naming the item disagree, the item's fate is UNKNOWN (the push job sends it
+    again in a smaller batch). A batch of one item is always decided: if nothing names it,
+    it takes the call's outcome. A per-item transient code leaves that item's fate unknown,
+    so the whole call is retried (a resent header replaces itself, a resent step is
+    recognised by the portal).
     """
-    aligned = align(results, keys) if results else None
-    if aligned is None:
-        if results and call.status is OutcomeStatus.OK:
-            raise PortalTransient("per-item results do not match the batch: outcome unknown")
+    if not results:
         return BatchReply(per_item=False, outcomes=(call,) * len(keys), http_status=http_status)
-    for result in aligned:
-        if result.code in codes.transient:
-            raise PortalTransient(f"item error_code {result.code} {reason_text(result.message)}")
-    outcomes = tuple(outcome_for(r.code, r.message, codes) for r in aligned)
-    return BatchReply(per_item=True, outcomes=outcomes, http_status=http_status)
+    outcomes: list[Outcome] = []
+    for match in align(results, keys, codes, steps=steps):
+        if isinstance(match, ItemResult):
+            if match.code in codes.transient:
+                detail = reason_text(match.message)
+                raise PortalTransient(f"item error_code {match.code} {detail}".rstrip())
+            outcomes.append(outcome_for(match.code, match.message, codes))
+        elif len(keys) == 1 or (call.status is OutcomeStatus.OK and not match.ambiguous):
+            outcomes.append(call)
+        else:
+            why = f"{match.why}; call error_code {call.code} {call.message}".rstrip()
+            outcomes.append(Outcome(status=OutcomeStatus.UNKNOWN, code=call.code, message=why))
+    return BatchReply(per_item=True, outcomes=tuple(outcomes), http_status=http_status)
 
 
-def push_reply(answer: Answer, keys: Sequence[str | None], codes: ReplyCodes) -> BatchReply:
-    """A push call's `BatchReply` from its (non-expired) answer."""
+def push_reply(
+    answer: Answer,
+    keys: Sequence[str | None],
+    codes: ReplyCodes,
+    *,
+    steps: StepIds | None = None,
+) -> BatchReply:
+    """A push call's `BatchReply` from its (non-expired) answer; `steps` gives each item's
+    step identity when the items are progress steps."""
     if answer.rejected is not None:
-        outcomes = (answer.rejected,) * len(keys)
-        return BatchReply(per_item=False, outcomes=outcomes, http_status=answer.status)
-    call = outcome_for(answer.code, answer.message, codes)
+        call = answer.rejected
+    else:
+        call = outcome_for(answer.code, answer.message, codes)
     results = item_results(answer.body)
-    return decide_batch(call, results, keys, codes, http_status=answer.status)
+    return decide_batch(call, results, keys, codes, http_status=answer.status, steps=steps)
 
 
 def result_rows(answer: Answer, codes: ReplyCodes, *, service: str) -> list[dict[str, Any]] | None:
-    """A lookup's `result` rows; None when the portal says it holds nothing.
+    """A lookup's `result` rows; None or [] when the portal says it holds nothing.
 
-    A lookup that is neither a success nor a not-found code tells nothing about the portal's
-    state, so it is transient rather than an answer.
+    `result` may be one object (TraCuuHoSo's documented shape; `{}` holds nothing) or a
+    list of objects; null or absent holds nothing. A lookup that is neither a success nor a
+    not-found code tells nothing about the portal's state, so it is transient rather than
+    an answer.
     """
     if answer.rejected is not None:
+        if answer.rejected.status is OutcomeStatus.MISSING:
+            return None
         detail = reason_text(answer.rejected.message)
         raise PortalTransient(f"{service}: {answer.rejected.code} {detail}".rstrip())
     code = answer.code
@@ -307,14 +480,35 @@ def result_rows(answer: Answer, codes: ReplyCodes, *, service: str) -> list[dict
     rows = answer.body.get("result")
     if rows is None:
         return []
+    if isinstance(rows, dict):
+        return [rows] if rows else []
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise PortalTransient(f"{service}: result is not a list of objects")
+        raise PortalTransient(f"{service}: result is neither an object nor a list of objects")
     return rows
 
 
 def collect_keys(items: Collection[Outgoing]) -> list[str | None]:
     """Each item's MaHoSo (None when absent), for matching per-item results."""
     return [_ma_ho_so(item) for item in items]
+
+
+def step_identities(items: Sequence[Outgoing]) -> StepIds:
+    """Each step's (ThoiDiemXuLy, TrangThai), decoded only if a reply's results name steps."""
+
+    def identities() -> list[StepId | None]:
+        return [_step_of(item) for item in items]
+
+    return identities
+
+
+def _step_of(item: Outgoing) -> StepId | None:
+    payload: object = item
+    if isinstance(item, Encoded):
+        try:
+            payload = orjson.loads(item.json)
+        except orjson.JSONDecodeError:
+            return None
+    return _step_named(payload) if isinstance(payload, dict) else None
 
 
 def _ma_ho_so(item: Outgoing) -> str | None:

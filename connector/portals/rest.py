@@ -99,10 +99,11 @@ class RestPortal:
     ) -> BatchReply:
         body, keys = self._body(service, extra), classify.collect_keys(items)
         path = self._settings.integration_path
+        steps = classify.step_identities(items) if service == PUSH_STEPS else None
 
         async def attempt() -> BatchReply:
             answer = await self._authorised(path, body)
-            return classify.push_reply(answer, keys, self._codes)
+            return classify.push_reply(answer, keys, self._codes, steps=steps)
 
         return await self._retrying(attempt)
 
@@ -117,16 +118,27 @@ class RestPortal:
         return await with_retries(call, self._settings.retry, sleep=self._sleep, clock=self._clock)
 
     async def _authorised(self, path: str, body: Mapping[str, Any]) -> Answer:
-        """Send with the current token; on expiry log in again once and resend."""
+        """Send with the current token; on expiry log in again once and resend.
+
+        A session refused right after a fresh login is not the items' fault and will not
+        heal by resending them: it is a refusal (items stay queued, the status says so).
+        """
         token = await self._session.token()
         answer = await self._send(path, token, body)
         if not answer.expired:
             return answer
-        log.info("portal.session_expired", service=body["service"], generation=token.generation)
+        service = str(body["service"])
+        log.info("portal.session_expired", service=service, generation=token.generation)
         token = await self._session.renew(token)
         answer = await self._send(path, token, body)
         if answer.expired:
-            raise PortalTransient(f"{body['service']}: session refused again after a new login")
+            reason = self._redact(
+                f"{service}: the portal refused the session right after a fresh login: "
+                f"{classify.expiry_reason(answer)}"
+            )
+            self._session.refused(reason)
+            log.error("portal.refused", service=service, reason=reason)
+            raise PortalRefused(reason)
         return answer
 
     async def _send(self, path: str, token: Token, body: Mapping[str, Any]) -> Answer:
@@ -156,7 +168,9 @@ class RestPortal:
             raise PortalRefused(self._redact(str(exc))) from None
         except PortalTransient as exc:
             reason = self._redact(exc.reason)
-            raise PortalTransient(reason, retry_after=exc.retry_after) from None
+            raise PortalTransient(
+                reason, retry_after=exc.retry_after, throttled=exc.throttled
+            ) from None
 
     @property
     def _secret(self) -> str:

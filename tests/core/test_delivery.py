@@ -9,6 +9,7 @@ from connector.core.delivery import (
     Retry,
     RetryPolicy,
     Verdict,
+    after_throttle,
     after_transient,
     halves,
     judge,
@@ -54,6 +55,18 @@ def test_parks_after_max_age() -> None:
     assert isinstance(decision, Park)
 
 
+def test_throttling_never_parks() -> None:
+    """After a 429 the item waits again, whatever its attempts or age: not its fault."""
+    decision = after_throttle(POLICY, attempts=POLICY.max_attempts, now=10**6, retry_after=60)
+    assert decision == Retry(at=10**6 + POLICY.cap * 0.75)  # the capped backoff beats 60 s
+
+
+def test_throttling_waits_at_least_retry_after_without_growing_the_backoff() -> None:
+    """Retry-After is a floor; the backoff is the one of the failures counted so far."""
+    assert after_throttle(POLICY, attempts=0, now=0, retry_after=3600) == Retry(at=3600)
+    assert after_throttle(POLICY, attempts=2, now=0, jitter=1.0) == Retry(at=20.0)
+
+
 def test_policy_rejects_nonsense() -> None:
     """A policy whose cap is below its initial wait is refused when built."""
     with pytest.raises(ValueError):
@@ -83,6 +96,18 @@ def test_single_item_refusal_is_final() -> None:
     """A refused batch of one item needs no split: the item is rejected."""
     reply = _reply(False, OutcomeStatus.REJECTED)
     assert [v for v, _ in judge(reply, batch_size=1)] == [Verdict.REJECT]
+
+
+def test_unknown_outcome_is_resent() -> None:
+    """An item the reply left undecided is sent again; the decided ones keep their verdict."""
+    reply = _reply(True, OutcomeStatus.OK, OutcomeStatus.UNKNOWN, OutcomeStatus.REJECTED)
+    verdicts = [v for v, _ in judge(reply, batch_size=3)]
+    assert verdicts == [Verdict.ACK, Verdict.RESEND, Verdict.REJECT]
+
+
+def test_halves_of_one_item_leave_the_left_empty() -> None:
+    """The push job skips the empty half when it re-delivers a single unknown item."""
+    assert halves(["only"]) == ([], ["only"])
 
 
 def test_whole_batch_success_acks_all() -> None:

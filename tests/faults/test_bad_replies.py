@@ -6,7 +6,6 @@ import pytest
 
 from connector.app import App
 from connector.core.records import OutcomeStatus
-from connector.errors import PortalTransient
 from connector.portals.classify import ItemResult, ReplyCodes, decide_batch, outcome_for
 from tests.faults.badportal import BadPortal
 from tests.faults.checker import Bounds, assert_clean
@@ -34,9 +33,10 @@ def _sent(app: App, kind: str, outcome: str) -> float:
 
 
 async def test_malformed_and_oversized_replies_are_retried(rig: Rig) -> None:
-    """HTML with status 200, cut JSON, invalid UTF-8, a JSON array, replies over the byte cap
-    and per-item results naming other dossiers all leave the outcome unknown: resent, and
-    acknowledged only by a later, well-formed reply."""
+    """HTML with status 200, cut JSON, invalid UTF-8, a JSON array and replies over the byte
+    cap leave the outcome unknown: resent, and acknowledged only by a later, well-formed
+    reply. Per-item results all naming one dossier decide that one; the others share the
+    call's success (the portal did apply the batch)."""
     plan = BROKEN * 2
     with rig.portal() as sandbox, BadPortal(sandbox.url, plan=plan) as bad:
         settings = rig.settings(bad.url, portal={"max_reply_bytes": 65536})
@@ -71,13 +71,14 @@ async def test_duplicate_acknowledgements_are_counted_once(rig: Rig) -> None:
 
 
 def test_results_naming_other_dossiers_decide_nothing() -> None:
-    """A success whose per-item results name other dossiers than the batch is not a success
-    for the batch's items (positions cannot be trusted)."""
+    """Per-item results naming dossiers not in the batch decide none of its items, and a
+    failure among them keeps even a success call from acknowledging the items nothing named
+    (positions cannot be trusted): they are unknown, sent again in smaller batches. A batch
+    of one that nothing names takes the call's outcome."""
     codes = ReplyCodes(success=frozenset({"0"}))
-    call = outcome_for("0", "ok", codes)
-    results = [ItemResult(code="0", key="A"), ItemResult(code="0", key="A")]
-    with pytest.raises(PortalTransient, match="do not match"):
-        decide_batch(call, results, ["A", "B"], codes)
+    results = [ItemResult(code="0", key="X"), ItemResult(code="7", key="Y")]
+    for call in (outcome_for("0", "ok", codes), outcome_for("7", "bad", codes)):
+        reply = decide_batch(call, results, ["A", "B"], codes)
+        assert [o.status for o in reply.outcomes] == [OutcomeStatus.UNKNOWN] * 2
     rejected = outcome_for("7", "bad", codes)
-    reply = decide_batch(rejected, results, ["A", "B"], codes)
-    assert [o.status for o in reply.outcomes] == [OutcomeStatus.REJECTED] * 2
+    assert decide_batch(rejected, results, ["A"], codes).outcomes == (rejected,)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.core.records import OutcomeStatus
 from connector.errors import PortalRefused, PortalTransient
 from connector.portals.classify import (
+    Answer,
     ItemResult,
     ReplyCodes,
+    Unsaid,
     align,
     decide_batch,
+    expiry_reason,
+    item_results,
     login_token,
     outcome_for,
+    result_rows,
     retry_after,
     service_answer,
 )
@@ -64,17 +72,19 @@ def test_outcome_for(code: str, status: OutcomeStatus) -> None:
     assert outcome_for(code, "m", CODES).status is status
 
 
-def test_align_ignores_results_that_do_not_cover_the_batch() -> None:
-    """Two results for three items decide nothing."""
-    results = [ItemResult(code="0", key="A"), ItemResult(code="0", key="B")]
-    assert align(results, ["A", "B", "C"]) is None
+def test_align_leaves_unnamed_items_unsaid() -> None:
+    """Two results for three items decide the two they name; the third is not named."""
+    results = [ItemResult(code="0", key="A"), ItemResult(code="1", key="B")]
+    aligned = align(results, ["A", "B", "C"], CODES)
+    assert aligned[:2] == results
+    assert isinstance(aligned[2], Unsaid) and not aligned[2].ambiguous
 
 
 def test_align_by_key_reorders() -> None:
     """Results naming every unique item are put in item order."""
     results = [ItemResult(code="1", key="B"), ItemResult(code="0", key="A")]
-    aligned = align(results, ["A", "B"])
-    assert aligned is not None and [r.key for r in aligned] == ["A", "B"]
+    aligned = align(results, ["A", "B"], CODES)
+    assert [r.key for r in aligned if isinstance(r, ItemResult)] == ["A", "B"]
 
 
 def test_per_item_transient_code_retries_the_call() -> None:
@@ -116,3 +126,196 @@ def test_reasons_mask_personal_data() -> None:
     with pytest.raises(PortalTransient) as caught:
         service_answer(200, raw, CODES, retry_after_s=None, service="S")
     assert "nguyen.van.a@example.vn" not in str(caught.value)
+
+
+# Per-item results that name only some items (F2).
+
+OK = outcome_for("0", "ok", CODES)
+FAILED = outcome_for("12", "Lỗi dữ liệu", CODES)
+
+
+def _statuses(reply: object) -> list[OutcomeStatus]:
+    return [o.status for o in getattr(reply, "outcomes", ())]
+
+
+def test_partial_results_decide_named_items_and_a_successful_call_acks_the_rest() -> None:
+    """A success call whose results name one failed item: it fails, the others are OK."""
+    results = [ItemResult(code="99", message="Sai MaTTHC", key="B")]
+    reply = decide_batch(OK, results, ["A", "B", "C"], CODES)
+    assert reply.per_item is True
+    assert _statuses(reply) == [OutcomeStatus.OK, OutcomeStatus.REJECTED, OutcomeStatus.OK]
+    assert reply.outcomes[1].code == "99" and reply.outcomes[1].message == "Sai MaTTHC"
+
+
+def test_partial_results_of_a_failed_call_leave_the_rest_unknown() -> None:
+    """When the call failed, items no result names are unknown, never rejected."""
+    results = [ItemResult(code="0", key="A")]
+    reply = decide_batch(FAILED, results, ["A", "B", "C"], CODES)
+    assert _statuses(reply) == [OutcomeStatus.OK, OutcomeStatus.UNKNOWN, OutcomeStatus.UNKNOWN]
+    assert reply.outcomes[1].code == "12"
+
+
+def test_a_one_item_batch_named_by_nothing_takes_the_call_outcome() -> None:
+    """A batch of one is always decided: unnamed, it shares the call's (failed) outcome."""
+    results = [ItemResult(code="0", key="Z")]
+    assert decide_batch(FAILED, results, ["A"], CODES).outcomes == (FAILED,)
+
+
+def test_failures_for_dossiers_not_sent_do_not_let_a_success_ack_the_rest() -> None:
+    """A rejection naming a MaHoSo that was not sent may be meant for one that was."""
+    results = [ItemResult(code="7", key="A "), ItemResult(code="7", key="Z")]
+    reply = decide_batch(OK, results, ["A", "B"], CODES)
+    assert _statuses(reply) == [OutcomeStatus.REJECTED, OutcomeStatus.UNKNOWN]
+    single = decide_batch(OK, [ItemResult(code="7", key="Z")], ["B"], CODES)
+    assert _statuses(single) == [OutcomeStatus.OK]
+
+
+# Step results matched by MaHoSo group and step identity, never by position (F3).
+
+STEPS = [("20260101080000", "1"), ("20260101090000", "2"), ("20260101100000", "3")]
+
+
+def _ids(*ids: tuple[str, str] | None) -> Callable[[], list[tuple[str, str] | None]]:
+    return lambda: list(ids)
+
+
+def test_reordered_step_results_are_matched_by_step_identity() -> None:
+    """Results naming (MaHoSo, ThoiDiemXuLy, TrangThai) decide that step, in any order."""
+    results = [
+        ItemResult(code="7", message="sai", key="A", step=STEPS[1]),
+        ItemResult(code="0", key="A", step=STEPS[0]),
+    ]
+    reply = decide_batch(OK, results, ["A", "A"], CODES, steps=_ids(*STEPS[:2]))
+    assert _statuses(reply) == [OutcomeStatus.OK, OutcomeStatus.REJECTED]
+
+
+def test_step_identity_first_then_the_group_decides_the_other_steps() -> None:
+    """One result names a step exactly; the group's remaining agreeing result covers the rest."""
+    results = [ItemResult(code="0", key="A"), ItemResult(code="7", key="A", step=STEPS[1])]
+    reply = decide_batch(FAILED, results, ["A"] * 3, CODES, steps=_ids(*STEPS))
+    assert _statuses(reply) == [OutcomeStatus.OK, OutcomeStatus.REJECTED, OutcomeStatus.OK]
+
+
+def test_agreeing_results_decide_every_step_of_their_dossier() -> None:
+    """One agreeing result per dossier decides all its steps, whatever the counts."""
+    results = [ItemResult(code="0", key="B"), ItemResult(code="0", key="A")]
+    reply = decide_batch(OK, results, ["A", "A", "B"], CODES)
+    assert _statuses(reply) == [OutcomeStatus.OK] * 3
+
+
+def test_disagreeing_results_for_several_steps_are_unknown() -> None:
+    """Two steps of A, one ok and one rejected, nothing to tell which: both unknown."""
+    results = [ItemResult(code="0", key="A"), ItemResult(code="7", key="A")]
+    reply = decide_batch(OK, results, ["A", "A", "B"], CODES)
+    statuses = [OutcomeStatus.UNKNOWN, OutcomeStatus.UNKNOWN, OutcomeStatus.OK]
+    assert _statuses(reply) == statuses
+
+
+def test_disagreeing_results_for_a_single_step_keep_the_failure() -> None:
+    """A dossier with one step and two different results: the failure is kept (visible)."""
+    results = [ItemResult(code="0", key="A"), ItemResult(code="7", message="x", key="A")]
+    reply = decide_batch(OK, results, ["A", "B"], CODES)
+    assert reply.outcomes[0] == outcome_for("7", "x", CODES)
+
+
+def test_results_naming_no_ma_ho_so_are_not_matched_by_position() -> None:
+    """Unnamed results that agree decide all items; disagreeing ones leave them unknown."""
+    agree = [ItemResult(code="0"), ItemResult(code="0")]
+    assert _statuses(decide_batch(FAILED, agree, ["A", "B"], CODES)) == [OutcomeStatus.OK] * 2
+    differ = [ItemResult(code="0"), ItemResult(code="7")]
+    statuses = _statuses(decide_batch(OK, differ, ["A", "B"], CODES))
+    assert statuses == [OutcomeStatus.UNKNOWN] * 2
+    one = decide_batch(OK, [ItemResult(code="7")], ["A"], CODES)
+    assert _statuses(one) == [OutcomeStatus.REJECTED]
+
+
+def test_item_results_read_the_step_identity() -> None:
+    """An entry carrying ThoiDiemXuLy and TrangThai names its step, as strings."""
+    body = {
+        "result": [
+            {"MaHoSo": " A ", "ThoiDiemXuLy": 20260101080000, "TrangThai": 1, "error_code": 0},
+            {"MaHoSo": "A", "TrangThai": "1", "error_code": "7"},
+        ]
+    }
+    parsed = item_results(body)
+    assert parsed is not None
+    assert (parsed[0].key, parsed[0].step) == ("A", ("20260101080000", "1"))
+    assert parsed[1].step is None
+
+
+@given(
+    codes=st.lists(st.sampled_from(["0", "00", "7", "12", "404", "409"]), min_size=1),
+    named=st.lists(st.sampled_from(["A", "Z", None]), min_size=1),
+    call=st.sampled_from(["0", "12", "409"]),
+)
+def test_a_one_item_batch_is_never_unknown(
+    codes: list[str], named: list[str | None], call: str
+) -> None:
+    """Whatever the reply says, a one-item batch gets a decided outcome: no endless resend."""
+    results = [ItemResult(code=c, key=k) for c, k in zip(codes, named, strict=False)]
+    reply = decide_batch(outcome_for(call, "", CODES), results, ["A"], CODES)
+    assert reply.outcomes[0].status is not OutcomeStatus.UNKNOWN
+
+
+# TraCuuHoSo's `result` as one object (F4).
+
+
+@pytest.mark.parametrize(
+    ("result", "rows"),
+    [
+        ({"MaHoSo": "A", "SoBuocXuLy": 2}, [{"MaHoSo": "A", "SoBuocXuLy": 2}]),
+        ([{"MaHoSo": "A"}], [{"MaHoSo": "A"}]),
+        ({}, []),
+        ([], []),
+        (None, []),
+    ],
+    ids=["object", "list-of-one", "empty-object", "empty-list", "null"],
+)
+def test_result_rows_accepts_an_object_or_a_list(result: object, rows: list[object]) -> None:
+    """A dict is one row; {}, [] and null mean the portal holds nothing."""
+    answer = Answer(status=200, body={"error_code": 0, "result": result})
+    assert result_rows(answer, CODES, service="TraCuuHoSo") == rows
+
+
+def test_result_rows_refuses_other_shapes() -> None:
+    """A string or a list of non-objects says nothing about the portal's state."""
+    for result in ("A", ["A"], 3):
+        answer = Answer(status=200, body={"error_code": 0, "result": result})
+        with pytest.raises(PortalTransient):
+            result_rows(answer, CODES, service="TraCuuHoSo")
+
+
+# HTTP 4xx rejections keep the portal's code and message (F8).
+
+
+def test_4xx_rejection_keeps_the_portal_code_and_message() -> None:
+    """A 4xx whose body is coded JSON is rejected with that code, verbatim."""
+    raw = '{"error_code": "E-102", "message": "Sai định dạng NgayTiepNhan"}'.encode()
+    answer = service_answer(422, raw, CODES, retry_after_s=None, service="S")
+    assert answer.rejected is not None
+    assert answer.rejected.status is OutcomeStatus.REJECTED
+    assert answer.rejected.code == "E-102"
+    assert answer.rejected.message == "Sai định dạng NgayTiepNhan (HTTP 422)"
+
+
+def test_4xx_with_a_family_code_keeps_its_meaning() -> None:
+    """Already-exists stays a repair, transient stays transient, whatever the HTTP status."""
+    exists = service_answer(409, b'{"error_code": 409}', CODES, retry_after_s=None, service="S")
+    assert exists.rejected is not None and exists.rejected.status is OutcomeStatus.EXISTS
+    with pytest.raises(PortalTransient):
+        service_answer(400, b'{"error_code": "503"}', CODES, retry_after_s=None, service="S")
+
+
+def test_4xx_without_a_code_is_rejected_with_the_status() -> None:
+    """No error_code (or a success code) in a 4xx body: the status is the code."""
+    for raw in (b'{"message": "bad"}', b'{"error_code": 0, "message": "bad"}', b"<html>"):
+        answer = service_answer(400, raw, CODES, retry_after_s=None, service="S")
+        assert answer.rejected is not None and answer.rejected.code == "HTTP 400"
+
+
+def test_expiry_reason_names_what_the_portal_said() -> None:
+    """The refusal reason for a persisting expiry quotes the status or the code."""
+    by_status = service_answer(401, b'{"message": "no"}', CODES, retry_after_s=None, service="S")
+    assert expiry_reason(by_status) == "HTTP 401 no"
+    by_code = service_answer(200, b'{"error_code": -1}', CODES, retry_after_s=None, service="S")
+    assert expiry_reason(by_code) == "error_code -1"

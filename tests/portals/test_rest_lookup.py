@@ -42,6 +42,15 @@ async def test_lookup_found(mock: respx.MockRouter, portal: RestPortal) -> None:
     assert view.step_count == 3
 
 
+async def test_lookup_result_as_one_object(mock: respx.MockRouter, portal: RestPortal) -> None:
+    """The documented shape: `result` is the one object the portal holds."""
+    row = {"MaHoSo": CODE, "TrangThaiHoSo": "4", "SoBuocXuLy": 5}
+    lookup_route(mock, ok(result=row))
+    view = await portal.lookup(CODE)
+    assert view is not None
+    assert view.fields["TrangThaiHoSo"] == "4" and view.step_count == 5
+
+
 async def test_lookup_without_step_count(mock: respx.MockRouter, portal: RestPortal) -> None:
     """A result without SoBuocXuLy counts zero steps."""
     lookup_route(mock, ok(result=[{"MaHoSo": CODE}]))
@@ -51,8 +60,14 @@ async def test_lookup_without_step_count(mock: respx.MockRouter, portal: RestPor
 
 @pytest.mark.parametrize(
     "reply",
-    [ok(result=[]), ok(), httpx.Response(200, json={"error_code": "404", "message": "none"})],
-    ids=["empty-result", "no-result", "not-found-code"],
+    [
+        ok(result=[]),
+        ok(),
+        ok(result=None),
+        ok(result={}),
+        httpx.Response(200, json={"error_code": "404", "message": "none"}),
+    ],
+    ids=["empty-result", "no-result", "null-result", "empty-object", "not-found-code"],
 )
 async def test_lookup_not_found(
     mock: respx.MockRouter, portal: RestPortal, reply: httpx.Response
@@ -67,9 +82,9 @@ async def test_lookup_not_found(
     [
         httpx.Response(200, json={"error_code": "77", "message": "lỗi"}),
         httpx.Response(400, json={"message": "bad"}),
-        ok(result={"MaHoSo": CODE}),
+        ok(result="000.00.01.H26-220713-0001"),
     ],
-    ids=["other-code", "http-400", "result-not-list"],
+    ids=["other-code", "http-400", "result-a-string"],
 )
 async def test_lookup_other_failures_are_unknown(
     mock: respx.MockRouter, once: RestPortal, reply: httpx.Response

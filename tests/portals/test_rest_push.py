@@ -119,27 +119,64 @@ async def test_per_item_results_matched_by_ma_ho_so(
     )
 
 
-async def test_per_item_results_aligned_by_position_for_steps(
+async def test_reordered_step_results_are_matched_by_step_identity(
     mock: respx.MockRouter, portal: RestPortal
 ) -> None:
-    """Steps sharing one MaHoSo are matched to their results by position."""
-    steps = [{"MaHoSo": "A", "TrangThai": "1"}, {"MaHoSo": "A", "TrangThai": "2"}]
-    result = [{"MaHoSo": "A", "error_code": "0"}, {"MaHoSo": "A", "error_code": "7"}]
+    """Steps sharing one MaHoSo are matched to results naming their step, in any order."""
+    steps = [
+        {"MaHoSo": "A", "ThoiDiemXuLy": "20260101080000", "TrangThai": "1"},
+        {"MaHoSo": "A", "ThoiDiemXuLy": "20260101090000", "TrangThai": "2"},
+    ]
+    result = [
+        {"MaHoSo": "A", "ThoiDiemXuLy": "20260101090000", "TrangThai": "2", "error_code": "7"},
+        {"MaHoSo": "A", "ThoiDiemXuLy": "20260101080000", "TrangThai": "1", "error_code": "0"},
+    ]
     routes(mock, httpx.Response(200, json={"error_code": "7", "result": result}))
-    reply = await portal.push_steps(steps)
+    stored = [Encoded(orjson.dumps(s), "A") for s in steps]
+    reply = await portal.push_steps(stored)
     assert reply.per_item is True
     assert [o.status for o in reply.outcomes] == [OutcomeStatus.OK, OutcomeStatus.REJECTED]
 
 
-async def test_incomplete_per_item_results_fall_back_to_the_call_verdict(
+async def test_disagreeing_step_results_without_identity_are_unknown(
     mock: respx.MockRouter, portal: RestPortal
 ) -> None:
-    """Results that do not cover the batch cannot decide it: the call's code applies."""
+    """Two steps of one dossier, one result ok and one rejected, nothing telling which:
+    both are unknown (sent again in smaller batches), never matched by position."""
+    steps = [{"MaHoSo": "A", "TrangThai": "1"}, {"MaHoSo": "A", "TrangThai": "2"}]
+    result = [{"MaHoSo": "A", "error_code": "7"}, {"MaHoSo": "A", "error_code": "0"}]
+    routes(mock, httpx.Response(200, json={"error_code": "0", "result": result}))
+    reply = await portal.push_steps(steps)
+    assert [o.status for o in reply.outcomes] == [OutcomeStatus.UNKNOWN] * 2
+
+
+async def test_partial_results_of_a_successful_call_ack_the_items_they_do_not_name(
+    mock: respx.MockRouter, portal: RestPortal, sleep: Any
+) -> None:
+    """Results naming only the failed item decide it; the call's success covers the rest."""
+    result = [{"MaHoSo": "B", "error_code": "99", "message": "Sai MaTTHC"}]
+    _, service = routes(mock, ok(result=result))
+    reply = await portal.push_headers([{"MaHoSo": k} for k in "ABC"], updating=False)
+    assert [o.status for o in reply.outcomes] == [
+        OutcomeStatus.OK,
+        OutcomeStatus.REJECTED,
+        OutcomeStatus.OK,
+    ]
+    assert reply.outcomes[1] == Outcome(
+        status=OutcomeStatus.REJECTED, code="99", message="Sai MaTTHC"
+    )
+    assert service.call_count == 1 and sleep.waits == []
+
+
+async def test_partial_results_of_a_failed_call_leave_the_other_items_unknown(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """When the call failed, items the results do not name are unknown, not rejected."""
     result = [{"MaHoSo": "A", "error_code": "0"}]
     routes(mock, httpx.Response(200, json={"error_code": "12", "message": "x", "result": result}))
     reply = await portal.push_headers([{"MaHoSo": "A"}, {"MaHoSo": "B"}], updating=False)
-    assert reply.per_item is False
-    assert [o.code for o in reply.outcomes] == ["12", "12"]
+    assert reply.per_item is True
+    assert [o.status for o in reply.outcomes] == [OutcomeStatus.OK, OutcomeStatus.UNKNOWN]
 
 
 async def test_whole_batch_rejection_without_per_item_results(
@@ -172,6 +209,22 @@ async def test_http_400_rejects_every_item_with_the_body_message(
     }
     assert service.call_count == 1
     assert sleep.waits == []
+
+
+async def test_http_4xx_rejection_keeps_the_portal_code_and_message(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """A 4xx with a coded JSON body rejects with the portal's code, verbatim."""
+    body = {"error_code": "E-102", "message": "Sai định dạng NgayTiepNhan"}
+    routes(mock, httpx.Response(422, json=body))
+    reply = await portal.push_steps([{"MaHoSo": "A"}])
+    assert reply.outcomes == (
+        Outcome(
+            status=OutcomeStatus.REJECTED,
+            code="E-102",
+            message="Sai định dạng NgayTiepNhan (HTTP 422)",
+        ),
+    )
 
 
 async def test_http_422_without_json_rejects_with_empty_message(

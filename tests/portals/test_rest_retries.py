@@ -58,6 +58,49 @@ async def test_retry_after_beyond_the_budget_gives_up_with_the_hint(
     assert sleep.waits == []
 
 
+@pytest.mark.parametrize(("status", "throttled"), [(429, True), (503, False)])
+async def test_a_retry_after_travels_on_429_and_5xx_and_only_429_is_throttling(
+    mock: respx.MockRouter,
+    make_portal: Callable[..., RestPortal],
+    sleep: FakeSleep,
+    status: int,
+    throttled: bool,
+) -> None:
+    """The re-raised failure keeps the hint either way; only a 429 is marked `throttled`
+    (the push job counts no attempt for it)."""
+    portal = make_portal(retry={"attempts": 5, "max_seconds": 10})
+    route = service(mock, httpx.Response(status, headers={"Retry-After": "120"}), ok())
+    with pytest.raises(PortalTransient) as caught:
+        await portal.push_headers(ITEM, updating=False)
+    assert caught.value.retry_after == 120
+    assert caught.value.throttled is throttled
+    assert route.call_count == 1
+    assert sleep.waits == []
+
+
+async def test_a_503_with_retry_after_waits_at_least_that_long(
+    mock: respx.MockRouter, portal: RestPortal, sleep: FakeSleep
+) -> None:
+    """A 503 with Retry-After: 7 is retried within the call no sooner than 7 s later."""
+    route = service(mock, httpx.Response(503, headers={"Retry-After": "7"}), ok())
+    reply = await portal.push_steps(ITEM)
+    assert reply.outcomes[0].status is OutcomeStatus.OK
+    assert route.call_count == 2
+    assert len(sleep.waits) == 1 and sleep.waits[0] >= 7
+
+
+async def test_a_throttled_login_stays_throttled(
+    mock: respx.MockRouter, make_portal: Callable[..., RestPortal]
+) -> None:
+    """A 429 on the login call reaches the job as throttling, with its Retry-After."""
+    portal = make_portal(retry={"attempts": 5, "max_seconds": 10})
+    mock.post("/auth").mock(return_value=httpx.Response(429, headers={"Retry-After": "300"}))
+    with pytest.raises(PortalTransient) as caught:
+        await portal.push_steps(ITEM)
+    assert caught.value.throttled is True
+    assert caught.value.retry_after == 300
+
+
 async def test_5xx_then_success(
     mock: respx.MockRouter, portal: RestPortal, sleep: FakeSleep
 ) -> None:

@@ -12,7 +12,7 @@ import respx
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus
-from connector.errors import PortalRefused, PortalTransient
+from connector.errors import PortalRefused
 from connector.portals.rest import RestPortal
 from tests.portals.portal_fakes import PASSWORD, FakeClock, body_of, login_ok, ok
 
@@ -73,17 +73,38 @@ async def test_http_401_on_a_service_call_renews_the_session(
     assert [body_of(c.request)["session"] for c in service.calls] == ["tok-1", "tok-2"]
 
 
-async def test_still_expired_after_a_new_login_is_transient(
-    mock: respx.MockRouter, make_portal: Callable[..., RestPortal]
+async def test_still_expired_after_a_new_login_is_refused(
+    mock: respx.MockRouter, portal: RestPortal, sleep: Any
 ) -> None:
-    """If the fresh token is refused too, the call fails as transient (not refused)."""
-    portal = make_portal(retry={"attempts": 1})
+    """If the fresh token is refused too, the call is refused (items stay queued, status
+    says why), not transient: resending cannot help and must not cost the items attempts."""
     fake = TokenPortal()
     install(mock, fake)
     fake.expired.update({"tok-1", "tok-2"})
-    with pytest.raises(PortalTransient, match="session"):
+    with pytest.raises(PortalRefused, match="right after a fresh login: error_code -1"):
         await portal.push_steps(ITEM)
     assert fake.logins == 2
+    assert fake.seen == ["tok-1", "tok-2"]  # not retried in-call
+    assert sleep.waits == []
+    assert portal.session_state().startswith("refused: ")
+    fake.expired.clear()
+    await portal.push_steps(ITEM)  # the next call logs in again
+    assert fake.logins == 3 and portal.session_state() == "active"
+
+
+async def test_http_401_after_a_new_login_is_refused(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """HTTP 401 on the resend that follows a fresh login is a refusal naming the status."""
+    auth = mock.post("/auth").mock(side_effect=[login_ok("tok-1"), login_ok("tok-2")])
+    unauthorised = httpx.Response(401, json={"message": "Token không hợp lệ"})
+    service = mock.post("/integration").mock(return_value=unauthorised)
+    with pytest.raises(PortalRefused) as caught:
+        await portal.push_headers(ITEM, updating=False)
+    assert "refused the session right after a fresh login: HTTP 401 Token không hợp lệ" in str(
+        caught.value
+    )
+    assert auth.call_count == 2 and service.call_count == 2
 
 
 async def test_token_older_than_ttl_is_renewed_before_sending(

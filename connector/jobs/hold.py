@@ -1,0 +1,54 @@
+"""The portal-wide pause a Retry-After asks for, shared by every job that calls the portal.
+
+A 429 (or a 5xx with Retry-After) is about the portal, not the batch that met it: until the
+hint has passed, no job calls the portal at all (push claims nothing, reconcile looks
+nothing up). Runtime state only: after a restart the first call may meet the throttle
+again, which sets the hold anew (a throttled call never counts as an item's attempt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+#: The longest Retry-After honoured: a longer hint (a portal bug, a typo) is cut to this,
+#: so neither the hold nor any item's next attempt is pushed out without bound.
+MAX_HOLD_SECONDS = 24 * 3600.0
+
+
+def bounded(hint: float | None) -> float | None:
+    """A Retry-After hint within [0, MAX_HOLD_SECONDS], None when there is none."""
+    if hint is None:
+        return None
+    return min(max(hint, 0.0), MAX_HOLD_SECONDS)
+
+
+@dataclass(slots=True)
+class PortalHold:
+    """No portal call before `until`, on the monotonic clock: a wall-clock jump neither
+    shortens nor stretches the wait."""
+
+    until: float = 0.0  # monotonic seconds
+    reason: str = ""  # the failure that asked for the wait, for the status page
+
+    def hold(self, seconds: float, *, monotonic: float, reason: str) -> float:
+        """Hold for `seconds` (bounded) from `monotonic`; returns the seconds held for.
+        A hold already running longer is kept."""
+        seconds = bounded(seconds) or 0.0
+        if monotonic + seconds > self.until:
+            self.until = monotonic + seconds
+            self.reason = reason
+        return seconds
+
+    def remaining(self, monotonic: float) -> float:
+        """Seconds left before the portal may be called again (0 when it may)."""
+        return max(self.until - monotonic, 0.0)
+
+    def describe(self, *, monotonic: float, now: float) -> str:
+        """For the status page: how long the wait still is and why (`now` is wall time)."""
+        left = self.remaining(monotonic)
+        until = datetime.fromtimestamp(now + left, UTC).isoformat(timespec="seconds")
+        return (
+            f"waiting for the portal's Retry-After: no calls until {until} "
+            f"({left:.0f} s left); {self.reason}"
+        )
