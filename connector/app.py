@@ -6,6 +6,7 @@ open the local system or log in to the portal.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
@@ -27,6 +28,7 @@ from connector.portals.rest import build_portal
 from connector.ports import AuditEvent, Clock, Portal, Selection, Source, Store
 from connector.settings import Settings
 from connector.sources.sql import SqlSource
+from connector.status_cache import FiguresCache
 from connector.store.sql import SqlStore
 
 
@@ -39,6 +41,9 @@ class App:
         self.metrics = Metrics()
         self.health = Health()
         self.started_at = self.clock.now()
+        self._figures = FiguresCache(
+            self._store_figures, self.clock, max_age=settings.status.figures_max_age_seconds
+        )
 
     @cached_property
     def store(self) -> Store:
@@ -109,17 +114,17 @@ class App:
             sample=self.settings.schedule.reconcile_sample,
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, fresh: bool = False) -> dict[str, Any]:
         """The status document served at /status and printed by `connector status`.
 
-        When the state store cannot be read, the document still comes, with the jobs'
-        health and `state_store` saying why the outbox figures are missing.
+        The store figures are shared between requests for a while (`FiguresCache`), and
+        `figures_as_of` / `figures_age_s` say how old they are; `fresh` computes them now.
+        The jobs' health, the uptime and the session are always current. When the state
+        store cannot be read, the document still comes, with the jobs' health and
+        `state_store` saying why the outbox figures are missing.
         """
+        figures = self._figures_part(fresh)
         now = self.clock.now()
-        try:
-            figures: dict[str, Any] = {**self._store_figures(now), "state_store": "ok"}
-        except StoreError as exc:
-            figures = {"state_store": f"unavailable: {exc}"}
         return {
             "version": __version__,
             "daemon": {
@@ -134,6 +139,19 @@ class App:
                 "report": self.health.reconcile_report,
             },
             "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
+        }
+
+    def _figures_part(self, fresh: bool) -> dict[str, Any]:
+        """The store figures with their age, or why there are none."""
+        try:
+            figures = self._figures.get(fresh=fresh)
+        except StoreError as exc:
+            return {"state_store": f"unavailable: {exc}"}
+        return {
+            **copy.deepcopy(figures.values),  # shared between requests: each gets its own
+            "state_store": "ok",
+            "figures_as_of": _iso(figures.as_of),
+            "figures_age_s": round(figures.age(self.clock), 1),
         }
 
     def _store_figures(self, now: float) -> dict[str, Any]:
@@ -173,9 +191,12 @@ class App:
         return out
 
     def ready(self) -> tuple[bool, str]:
-        """Ready when the store answers and the portal has not refused the connector."""
+        """Ready when the store answers and the portal has not refused the connector.
+
+        The store is asked a trivial read: a probe every few seconds must not scan the outbox.
+        """
         try:
-            self.store.counts()
+            self.store.ping()
         except Exception as exc:
             return False, f"state store: {exc}"
         if self.health.push.state == "refused":
@@ -184,7 +205,19 @@ class App:
             return False, self.health.pull.last_error or "pull paused"
         return True, "ok"
 
+    def lock_worker(self) -> None:
+        """Take the state store for this process's pulling and pushing (see `store.worker`)
+        until `unlock_worker` or `close`."""
+        if "_worker_lock" not in self.__dict__:
+            self._worker_lock = self.store.lock_worker()
+
+    def unlock_worker(self) -> None:
+        lock = self.__dict__.pop("_worker_lock", None)
+        if lock is not None:
+            lock.release()
+
     def close(self) -> None:
+        self.unlock_worker()
         if "source" in self.__dict__:
             self.source.close()
         if "store" in self.__dict__:

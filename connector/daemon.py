@@ -1,6 +1,7 @@
 """`connector run`: the daemon's life from start to a clean stop.
 
-On start, items left in flight by a crash go back to pending (at most one batch is sent
+On start, the daemon takes the state store's worker lock (one `connector run` per store,
+see `store.worker`); items left in flight by a crash go back to pending (at most one batch is sent
 again; the portal's isUpdating rules and step identity make that harmless). SIGTERM or
 SIGINT stops scheduling, lets the running push round settle its batch, then closes.
 """
@@ -38,6 +39,7 @@ class Daemon:
 
     async def run(self) -> None:
         app = self.app
+        await anyio.to_thread.run_sync(app.lock_worker)
         recovered = await anyio.to_thread.run_sync(app.store.recover)
         if recovered:
             log.info("items in flight at the last stop are queued again", items=recovered)
@@ -163,13 +165,17 @@ def run_once(app: App) -> dict[str, object]:
     """One pull and one push drain, for cron-style use and for trying a configuration."""
 
     async def once() -> dict[str, object]:
-        await anyio.to_thread.run_sync(app.store.recover)
-        pulled = await anyio.to_thread.run_sync(app.pull_job().run)
-        push = app.push_job()
+        await anyio.to_thread.run_sync(app.lock_worker)
         try:
-            settled = await push.drain(max_seconds=300.0)
+            await anyio.to_thread.run_sync(app.store.recover)
+            pulled = await anyio.to_thread.run_sync(app.pull_job().run)
+            push = app.push_job()
+            try:
+                settled = await push.drain(max_seconds=300.0)
+            finally:
+                await app.portal.aclose()
         finally:
-            await app.portal.aclose()
+            app.unlock_worker()
         return {
             "pulled": pulled.records,
             "queued": pulled.queued,

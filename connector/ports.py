@@ -152,6 +152,10 @@ class AuditEvent:
     detail: str = ""
 
 
+class WorkerLock(Protocol):
+    def release(self) -> None: ...
+
+
 class Store(Protocol):
     """The durable outbox, what the portal is known to hold, cursors and the audit trail."""
 
@@ -196,7 +200,16 @@ class Store(Protocol):
         """After a crash: every in-flight item back to pending. Returns how many."""
         ...
 
+    def lock_worker(self) -> WorkerLock:
+        """Take the store for this process's `connector run` alone, or raise `StoreBusy`
+        naming the holder; the lock goes when the process does, even killed."""
+        ...
+
     def audit(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def ping(self) -> None:
+        """Return when the store answers a trivial read; raise StoreError when it does not."""
+        ...
 
     def counts(self) -> Mapping[tuple[Kind, State], int]: ...
 

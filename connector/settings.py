@@ -164,6 +164,9 @@ class StatusSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     token: SecretRef = SecretRef()
+    # How old the outbox figures in /status and /metrics may be: they scan the whole outbox,
+    # so one computation serves every request this long (longer on a slow store).
+    figures_max_age_seconds: NonNegativeFloat = 10.0
 
 
 class LoggingSettings(_Section):

@@ -146,6 +146,18 @@ def _rate(value: Any) -> str:
     return f"{value:.1f}" if isinstance(value, int | float) else NONE
 
 
+def _figures(snapshot: Mapping[str, Any]) -> Text:
+    """How old the store figures are (a daemon shares them between requests for a while),
+    or why the store gave none."""
+    store = snapshot.get("state_store")
+    if isinstance(store, str) and store != "ok":
+        return Text(store, style=_BAD)
+    as_of = snapshot.get("figures_as_of")
+    if not as_of:
+        return Text(NONE)
+    return Text(f"as of {as_of} ({_duration(snapshot.get('figures_age_s'))} old)")
+
+
 def _summary_table(snapshot: Mapping[str, Any]) -> Table:
     blocked = _count(snapshot.get("blocked_steps"))
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -158,6 +170,7 @@ def _summary_table(snapshot: Mapping[str, Any]) -> Table:
     table.add_row("pull", _pull(snapshot.get("pull")))
     table.add_row("push", _push(snapshot.get("push")))
     table.add_row("throughput", _throughput(snapshot.get("throughput")))
+    table.add_row("figures", _figures(snapshot))
     return table
 
 

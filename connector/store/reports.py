@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, select
 
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.ports import OutboxItem
@@ -84,7 +85,11 @@ def next_due(conn: Connection) -> float | None:
 
 
 def blocked_steps(conn: Connection) -> int:
-    """Pending steps waiting for their dossier's header to be acknowledged."""
+    """Pending steps waiting for their dossier's header to be acknowledged.
+
+    Inherently a pass over every pending step; an index on (state, kind, ..., dossier)
+    makes it a pass over that index alone instead of a row read per step.
+    """
     held = exists().where(known.c.dossier == outbox.c.dossier)
     query = (
         select(func.count())
@@ -96,11 +101,23 @@ def blocked_steps(conn: Connection) -> int:
 
 def oldest_pending_age(conn: Connection, now: float) -> float | None:
     """Seconds since the oldest sendable pending item was queued (steps blocked behind an
-    unacknowledged header are reported apart), None when nothing is pending."""
+    unacknowledged header are reported apart), None when nothing is pending.
+
+    Taken as the older of the oldest pending header and the oldest pending step of a dossier
+    the portal holds: with (state, kind, created_at) indexed, each is the first sendable
+    entry of an index walk, where one MIN over both kinds reads every pending row. Ids are
+    no stand-in for `created_at`: the wall clock can go back between two inserts.
+    """
+    headers = _first_queued(outbox.c.kind == Kind.HEADER.value)
     held = exists().where(known.c.dossier == outbox.c.dossier)
-    sendable = or_(outbox.c.kind == Kind.HEADER.value, held)
-    oldest = conn.scalar(select(func.min(outbox.c.created_at)).where(_PENDING, sendable))
-    return None if oldest is None else max(0.0, now - oldest)
+    steps = _first_queued(and_(outbox.c.kind == Kind.STEP.value, held))
+    found = [t for t in (conn.scalar(headers), conn.scalar(steps)) if t is not None]
+    return max(0.0, now - min(found)) if found else None
+
+
+def _first_queued(which: ColumnElement[bool]) -> Select[Any]:
+    """The earliest `created_at` among pending rows matching `which`."""
+    return select(outbox.c.created_at).where(_PENDING, which).order_by(outbox.c.created_at).limit(1)
 
 
 def stats_by_code(conn: Connection, limit: int) -> list[tuple[str, int]]:

@@ -14,9 +14,9 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from connector.core.records import Cursor, Kind, Mapped, State
-from connector.ports import AuditEvent, IngestResult, OutboxItem, Settlement
+from connector.ports import AuditEvent, IngestResult, OutboxItem, Settlement, WorkerLock
 from connector.store import audit as audit_trail
-from connector.store import delivery, existing, ingest, repairs, reports
+from connector.store import delivery, existing, ingest, repairs, reports, worker
 from connector.store.boundary import store_errors
 from connector.store.engine import READ_ONLY, make_engine, upsert
 from connector.store.schema import create_schema, cursors, meta
@@ -97,6 +97,11 @@ class SqlStore:
         with self._write("recover") as conn:
             return delivery.recover(conn)
 
+    def lock_worker(self) -> WorkerLock:
+        """Hold the store for this process alone until `release` (see `store.worker`)."""
+        with store_errors("worker lock"):
+            return worker.acquire(self._engine)
+
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:
         with self._write("known update") as conn:
             repairs.set_known(conn, dossier, held, now=now)
@@ -131,6 +136,11 @@ class SqlStore:
             return {row.key: row.value for row in conn.execute(select(meta))}
 
     # -- reporting ------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """A trivial read, for readiness: that the store answers, without touching a table."""
+        with self._read("ping") as conn:
+            conn.scalar(select(1))
 
     def counts(self) -> Mapping[tuple[Kind, State], int]:
         with self._read("counts") as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from connector.core.hashing import content_hash
 from connector.core.records import Kind, Mapped, Problem, State
-from connector.errors import StoreError
+from connector.errors import StoreBusy, StoreError
 from connector.ports import Settlement, Store
 from connector.store import SqlStore
 from connector.store import ingest as ingest_module
@@ -597,3 +598,68 @@ def test_reopening_a_file_store_keeps_its_rows(tmp_path: Path) -> None:
     second = SqlStore.open(url)
     assert (second.cursor("dossiers"), len(second.items())) == (("c", 1), 1)
     second.close()
+
+
+# -- one worker per store ---------------------------------------------------------------------
+
+
+def _shared_store(tmp_path: Path, backend: str) -> str:
+    if backend == "pg":
+        if not PG_URL:
+            pytest.skip("CONNECTOR_TEST_POSTGRES_URL is not set")
+        return PG_URL
+    return f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.mark.parametrize("backend", ["file", "pg"])
+def test_worker_lock_admits_one_holder(tmp_path: Path, backend: str) -> None:
+    """A second holder is refused with the first one's pid; once released, it may take it."""
+    url = _shared_store(tmp_path, backend)
+    first, second = SqlStore.open(url), SqlStore.open(url)
+    try:
+        lock = first.lock_worker()
+        with pytest.raises(StoreBusy, match=f"pid {os.getpid()} on host"):
+            second.lock_worker()
+        lock.release()
+        second.lock_worker().release()
+    finally:
+        first.close()
+        second.close()
+
+
+_HOLD = """
+import sys, time
+from connector.store import SqlStore
+SqlStore.open(sys.argv[1]).lock_worker()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("backend", ["file", "pg"])
+def test_worker_lock_of_a_killed_process_is_free_at_once(tmp_path: Path, backend: str) -> None:
+    """SIGKILL leaves nothing to wait for: the OS or the server drops the lock with its holder."""
+    import subprocess
+    import sys
+
+    url = _shared_store(tmp_path, backend)
+    store = SqlStore.open(url)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, url], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusy, match=f"pid {holder.pid} on host"):
+            store.lock_worker()
+        holder.kill()
+        holder.wait(timeout=10)
+        for _ in range(50):  # the server notices a dropped connection within moments
+            try:
+                store.lock_worker().release()
+                break
+            except StoreBusy:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the killed holder's lock was not freed")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        store.close()

@@ -187,3 +187,17 @@ def test_wrong_password_keeps_items_queued(stack: Stack) -> None:
     assert stack.stats()["dossiers"] == 0
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0
+
+
+def test_second_worker_on_the_same_store_is_refused(stack: Stack) -> None:
+    """`run --once` beside a running daemon is refused, naming the daemon's pid; once the
+    daemon has stopped, the same command runs."""
+    stack.start_sandbox()
+    daemon = stack.start_daemon()
+    wait_until(lambda: stack.status() is not None, timeout=30, what="the daemon to start")
+    refused = stack.cli("run", "--once", "--config", str(stack.config), check=False)
+    assert refused.returncode == 1
+    assert f"pid {daemon.pid} on host" in refused.stderr + refused.stdout
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+    stack.cli("run", "--once", "--config", str(stack.config))

@@ -84,7 +84,7 @@ async def test_state_store_full_pauses_and_resumes(rig: Rig) -> None:
             assert "full" in status["pull"]["last_error"]["message"]
             assert status["state_store"] == "ok"  # reads still work
             await app.push_job().drain(max_seconds=5)
-            pushed = app.snapshot()
+            pushed = app.snapshot(fresh=True)  # the figures after the push, not shared ones
             assert pushed["outbox"]["header"]["acked"] > 0 or pushed["push"]["state"] == "paused"
             cap[0] = 1 << 30
             store.engine.dispose()

@@ -86,3 +86,12 @@ def test_stopped_daemon_is_said_so() -> None:
     """A snapshot read from the store while the daemon is down says the daemon is not running."""
     text = _render({"daemon": {"running": False}}).export_text()
     assert "daemon not running" in text
+
+
+def test_the_age_of_the_figures_is_shown(snapshot: dict[str, Any]) -> None:
+    """The summary says how old the shared store figures are, or why there are none."""
+    snapshot.update(state_store="ok", figures_as_of="2026-11-27T04:00:00Z", figures_age_s=3.0)
+    assert "as of 2026-11-27T04:00:00Z (3.0 s old)" in _render(snapshot).export_text()
+    failed = {"state_store": "unavailable: state store counts failed: database is locked"}
+    ansi = _render(failed).export_text(styles=True)
+    assert BOLD_RED + "unavailable: state store counts failed" in ansi
