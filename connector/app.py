@@ -141,6 +141,10 @@ class App:
             "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
         }
 
+    def figures_changed(self) -> None:
+        """The outbox changed by an operator's hand: the next snapshot computes anew."""
+        self._figures.expire()
+
     def _figures_part(self, fresh: bool) -> dict[str, Any]:
         """The store figures with their age, or why there are none."""
         try:
@@ -252,6 +256,7 @@ class OperatorActions:
         for r in results:
             done[r.action] = done.get(r.action, 0) + 1
         self._record("retry", [str(i) for i in chosen], done)
+        self._app.figures_changed()
         self._on_queued()
         return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
 
@@ -277,6 +282,7 @@ class OperatorActions:
         if not dry_run:
             keys = [selection.dossier] if selection.dossier else []
             self._record("resync", keys, report.queued)
+            self._app.figures_changed()
             self._on_queued()
         return {
             "dry_run": dry_run,

@@ -71,6 +71,12 @@ class FiguresCache:
                 return figures
             return self._refresh()
 
+    def expire(self) -> None:
+        """Forget the figures: something an operator did changed them (a retry, a resync),
+        and the next request should show it, whatever their age."""
+        with self._lock:
+            self._figures = None
+
     def _young(self, figures: Figures, at: float) -> bool:
         """Still servable: within `max_age`, or within the slow store's own bound."""
         limit = max(self._max_age, DUTY_FACTOR * figures.took)

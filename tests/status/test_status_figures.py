@@ -283,3 +283,20 @@ def test_max_age_setting_defaults_to_ten_seconds_and_refuses_negatives() -> None
     assert StatusSettings(figures_max_age_seconds=0).figures_max_age_seconds == 0.0
     with pytest.raises(ValidationError):
         StatusSettings(figures_max_age_seconds=-1)
+
+
+def test_an_operator_action_makes_the_next_snapshot_compute_anew(
+    app: App, store: WatchedStore
+) -> None:
+    """A retry or resync over HTTP changes the outbox: the next /status shows it at once,
+    not when the shared figures have aged out."""
+    from connector.app import OperatorActions
+
+    _queue(store, "D1", T0)
+    assert _pending_headers(app.snapshot()) == 1
+    _queue(store, "D2", T0)
+    shared = app.snapshot()
+    assert (store.scans, _pending_headers(shared)) == (1, 1)
+    OperatorActions(app).retry([], all_dead=False)
+    renewed = app.snapshot()
+    assert (store.scans, _pending_headers(renewed)) == (2, 2)
