@@ -1,13 +1,15 @@
 """Operator commands: the only place that prints.
 
 Exit codes: 0 success; 1 the command ran but found a problem (dead letters retried
-without success, audit chain broken); 2 configuration or usage error (including a mapping
-file that cannot be loaded).
+without success, audit chain broken, crosswalk codes the portal does not list); 2
+configuration or usage error (including a mapping file that cannot be loaded, and for
+`mapping check --portal` a portal that refuses the connector's login).
 Every failure ends with one line on stderr saying why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +30,13 @@ from connector import settings as settings_mod
 from connector.app import App
 from connector.cli_demo import demo_app, sandbox_command
 from connector.core.records import DEAD_STATES, Kind, Mapped, State
-from connector.errors import ConfigError, ConnectorError, MappingError
+from connector.errors import (
+    ConfigError,
+    ConnectorError,
+    MappingError,
+    PortalRefused,
+    PortalTransient,
+)
 from connector.logs import configure_logging
 from connector.ports import Selection
 from connector.settings import Settings
@@ -317,8 +325,19 @@ def mapping_check(
         Path | None, typer.Argument(help="Mapping file (default: the config's).")
     ] = None,
     config: ConfigOpt = None,
+    portal: Annotated[
+        bool,
+        typer.Option(
+            "--portal",
+            help="Then log in to the configured portal and check every crosswalk target "
+            "code against its catalogues; exit 1 if it does not list one.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a mapping file and its crosswalks; exit 2 on an error (warnings are shown)."""
+    """Validate a mapping file and its crosswalks; exit 2 on an error (warnings are shown).
+
+    With --portal, then compare the crosswalk target codes with the portal's catalogues.
+    """
     from connector.mapfiles import check_mapping
 
     target = path or load(config).source.mapping
@@ -330,6 +349,79 @@ def mapping_check(
     if errors:
         fail("; ".join(errors), 2)
     out.print(f"[green]{target}: ok[/green]", highlight=False)
+    if portal:
+        _check_against_portal(target, config)
+
+
+def _check_against_portal(target: Path, config: Path | None) -> None:
+    """`mapping check --portal`: crosswalk targets against the portal's catalogues.
+
+    Exit 1 when a code is not listed (or a catalogue comes back empty) or the portal cannot
+    be reached; 2 when the portal refuses the connector (credentials, dstcode, TLS trust).
+    """
+    from connector.core.catalogue_check import compare
+    from connector.mapfiles import catalogue_codes
+
+    with guarded():
+        crosswalks = catalogue_codes(target)
+    if not crosswalks:
+        out.print("no crosswalk feeds a portal catalogue: nothing to ask the portal")
+        return
+    services = sorted({c.kind.service for c in crosswalks})
+    with opened(config) as app:
+        listings = _fetch_catalogues(app, services)
+    report = compare(crosswalks, listings)
+    for finding in report.unknown:
+        out.print(
+            f"[red]unknown:[/red] {escape(finding.describe())}", highlight=False, soft_wrap=True
+        )
+    for kind in report.empty:
+        out.print(
+            f"[red]empty:[/red] the portal's {kind.name} catalogue ({kind.service}) lists "
+            "no code; its crosswalk codes were not checked",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for count in report.counts:
+        out.print(
+            f"{count.kind.name} ({count.kind.service}, {count.listed} listed): "
+            f"{count.checked} checked, {count.unknown} unknown",
+            highlight=False,
+            soft_wrap=True,
+        )
+    unknown = len(report.unknown)
+    out.print(
+        f"portal catalogues: {report.checked} crosswalk code(s) checked, {unknown} unknown"
+        + (f", {report.unchecked} not checked" if report.unchecked else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if unknown:
+        fail(f"{unknown} crosswalk code(s) not in the portal's catalogues")
+    if report.empty:
+        names = ", ".join(kind.service for kind in report.empty)
+        fail(f"the portal returned an empty catalogue: {names}")
+
+
+def _fetch_catalogues(app: App, services: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The catalogues from the daemon's own portal adapter (same TLS, secrets, retries)."""
+
+    async def fetch() -> dict[str, list[dict[str, Any]]]:
+        portal = app.portal
+        try:
+            return {service: await portal.catalogue(service) for service in services}
+        finally:
+            await portal.aclose()
+
+    where = f"portal {app.settings.portal.base_url}"
+    try:
+        return asyncio.run(fetch())
+    except PortalRefused as exc:
+        reason = " ".join(str(exc).split())
+        fail(f"{where} refused the connector: {reason} (check [portal] credentials and tls)", 2)
+    except PortalTransient as exc:
+        reason = " ".join(exc.reason.split())
+        fail(f"{where} cannot be reached or did not answer: {reason}")
 
 
 @mapping_app.command("preview")

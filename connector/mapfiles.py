@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from connector.core.catalogue_check import CrosswalkCodes, CrosswalkRow, catalogue_crosswalks
 from connector.core.mapping import CompiledMapping, compile_mapping
 from connector.core.validation import is_agency_code, is_procedure_code
 from connector.errors import MappingError
@@ -141,3 +142,29 @@ def check_mapping(path: Path) -> list[str]:
     except MappingError as exc:
         return [str(exc)]
     return _warnings(doc, crosswalks)
+
+
+def catalogue_codes(path: Path) -> list[CrosswalkCodes]:
+    """The rows of every crosswalk that feeds a portal catalogue (`[catalogue]`, `MaTTHC`,
+    `MaLinhVuc`), in file order; MappingError when the mapping cannot be loaded."""
+    _, doc, crosswalks = _load(path)
+    by_name = {crosswalk.name: crosswalk for crosswalk in crosswalks}
+    found: list[CrosswalkCodes] = []
+    for name, kinds in catalogue_crosswalks(doc).items():
+        crosswalk = by_name.get(name)
+        if crosswalk is None:  # not reached: compile_mapping refuses unknown crosswalks
+            continue
+        rows = tuple(
+            sorted(
+                (
+                    CrosswalkRow(line=crosswalk.lines[local], local=local, code=code)
+                    for local, code in crosswalk.table.items()
+                ),
+                key=lambda row: row.line,
+            )
+        )
+        found.extend(
+            CrosswalkCodes(crosswalk=name, file=str(crosswalk.file), kind=kind, rows=rows)
+            for kind in kinds
+        )
+    return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -77,6 +77,11 @@ class Portal(Protocol):
 
     async def lookup(self, ma_ho_so: str) -> PortalView | None:
         """TraCuuHoSo: what the portal holds for one dossier, None if nothing."""
+        ...
+
+    async def catalogue(self, service: str) -> list[dict[str, Any]]:
+        """LayDanhSachTTHC / LayDanhMucCoQuan / LayDanhMucLinhVuc: the catalogue's rows.
+        Raises PortalTransient / PortalRefused."""
         ...
 
     def session_state(self) -> str:
