@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+import structlog
+
 from connector import __version__
 from connector.clock import SystemClock
 from connector.core.delivery import RetryPolicy
@@ -30,6 +32,8 @@ from connector.settings import Settings
 from connector.sources.sql import SqlSource
 from connector.status_cache import FiguresCache
 from connector.store.sql import SqlStore
+
+log = structlog.get_logger(__name__)
 
 
 class App:
@@ -213,7 +217,9 @@ class App:
         """Take the state store for this process's pulling and pushing (see `store.worker`)
         until `unlock_worker` or `close`."""
         if "_worker_lock" not in self.__dict__:
-            self._worker_lock = self.store.lock_worker()
+            self._worker_lock = self.store.lock_worker(
+                wait=self.settings.state.worker_lock_wait_seconds, on_wait=_waiting_for_worker
+            )
 
     def unlock_worker(self) -> None:
         lock = self.__dict__.pop("_worker_lock", None)
@@ -331,3 +337,7 @@ def _parse_time(value: Any) -> float | None:
     except ValueError:
         return None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _waiting_for_worker(reason: str) -> None:
+    log.warning("waiting for the state store's worker lock", reason=reason)

@@ -6,7 +6,7 @@ a new state-store backend implements `Store`. The jobs never see anything else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -205,9 +205,12 @@ class Store(Protocol):
         """After a crash: every in-flight item back to pending. Returns how many."""
         ...
 
-    def lock_worker(self) -> WorkerLock:
-        """Take the store for this process's `connector run` alone, or raise `StoreBusy`
-        naming the holder; the lock goes when the process does, even killed."""
+    def lock_worker(
+        self, *, wait: float = 0.0, on_wait: Callable[[str], None] = lambda message: None
+    ) -> WorkerLock:
+        """Take the store for this process's `connector run` alone, waiting up to `wait`
+        seconds for another holder to let go (`on_wait` hears why once), or raise
+        `StoreBusy` naming the holder; the lock goes when the process does, even killed."""
         ...
 
     def audit(self, events: Sequence[AuditEvent]) -> None: ...

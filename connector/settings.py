@@ -61,6 +61,9 @@ class StateSettings(_Section):
     url: str = "sqlite:///var/connector-state.db"
     password: SecretRef = SecretRef()
     retention_days: PositiveInt = 30
+    #: How long `connector run` waits for another one to let the store go before it gives
+    #: up: a restart right after a kill may find the old process not quite gone yet.
+    worker_lock_wait_seconds: NonNegativeFloat = 30.0
 
 
 class SourceSettings(_Section):

@@ -7,7 +7,7 @@ modules: `ingest`, `delivery`, `repairs`, `reports` and `audit`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import orjson
@@ -97,10 +97,12 @@ class SqlStore:
         with self._write("recover") as conn:
             return delivery.recover(conn)
 
-    def lock_worker(self) -> WorkerLock:
+    def lock_worker(
+        self, *, wait: float = 0.0, on_wait: Callable[[str], None] = lambda message: None
+    ) -> WorkerLock:
         """Hold the store for this process alone until `release` (see `store.worker`)."""
         with store_errors("worker lock"):
-            return worker.acquire(self._engine)
+            return worker.acquire(self._engine, wait=wait, on_wait=on_wait)
 
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:
         with self._write("known update") as conn:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, select, text
@@ -38,6 +39,8 @@ except ImportError:  # pragma: no cover
 #: The advisory lock's key on PostgreSQL: fixed, so every connector process agrees on it.
 ADVISORY_KEY = 0x636F6E6E6563  # "connec"
 HOLDER_KEY = "worker"
+#: How often a waiting process tries the lock again.
+RETRY_SECONDS = 0.2
 
 
 def describe_holder() -> str:
@@ -46,8 +49,32 @@ def describe_holder() -> str:
     return f"pid {os.getpid()} on host {socket.gethostname()}, running since {since}"
 
 
-def acquire(engine: Engine) -> WorkerLock:
-    """Take the store's worker lock, or raise `StoreBusy` naming the holder."""
+def acquire(
+    engine: Engine,
+    *,
+    wait: float = 0.0,
+    on_wait: Callable[[str], None] = lambda message: None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> WorkerLock:
+    """Take the store's worker lock, waiting up to `wait` seconds for its holder to let go
+    (a process killed a moment ago may not be quite gone); then raise `StoreBusy` naming
+    the holder. `on_wait` hears the refusal once, when the waiting starts."""
+    deadline = clock() + wait
+    told = False
+    while True:
+        try:
+            return _acquire_once(engine)
+        except StoreBusy as busy:
+            if clock() >= deadline:
+                raise
+            if not told:
+                on_wait(str(busy))
+                told = True
+        sleep(RETRY_SECONDS)
+
+
+def _acquire_once(engine: Engine) -> WorkerLock:
     if engine.dialect.name == "postgresql":
         lock: WorkerLock = _AdvisoryLock.take(engine)
     elif engine.dialect.name == "sqlite" and not is_memory(engine.url):

@@ -201,6 +201,7 @@ def _listening(port: int) -> bool:
 CONFIG_TEMPLATE = """
 [state]
 url = "sqlite:///{state}"
+worker_lock_wait_seconds = 30
 
 [source]
 name = "test-onestop"

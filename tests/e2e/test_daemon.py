@@ -190,14 +190,19 @@ def test_wrong_password_keeps_items_queued(stack: Stack) -> None:
 
 
 def test_second_worker_on_the_same_store_is_refused(stack: Stack) -> None:
-    """`run --once` beside a running daemon is refused, naming the daemon's pid; once the
-    daemon has stopped, the same command runs."""
+    """`run --once` beside a running daemon waits `worker_lock_wait_seconds`, saying why,
+    then is refused, naming the daemon's pid; once the daemon has stopped, it runs."""
     stack.start_sandbox()
     daemon = stack.start_daemon()
     wait_until(lambda: stack.status() is not None, timeout=30, what="the daemon to start")
-    refused = stack.cli("run", "--once", "--config", str(stack.config), check=False)
+    impatient = stack.tmp / "impatient.toml"
+    stack.write_config(worker_lock_wait_seconds="1").rename(impatient)
+    stack.write_config()
+    refused = stack.cli("run", "--once", "--config", str(impatient), check=False)
+    said = refused.stderr + refused.stdout
     assert refused.returncode == 1
-    assert f"pid {daemon.pid} on host" in refused.stderr + refused.stdout
+    assert "waiting for the state store's worker lock" in said
+    assert f"pid {daemon.pid} on host" in said
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(timeout=30) == 0
     stack.cli("run", "--once", "--config", str(stack.config))
