@@ -1,8 +1,9 @@
 """`connector run`: the daemon's life from start to a clean stop.
 
 On start, the daemon takes the state store's worker lock (one `connector run` per store,
-see `store.worker`); items left in flight by a crash go back to pending (at most one batch is sent
-again; the portal's isUpdating rules and step identity make that harmless). SIGTERM or
+see `store.worker`). A batch being sent when the last run crashed was never settled, so it
+is still pending and goes again (at most one batch; the portal's isUpdating rules and step
+identity make that harmless). SIGTERM or
 SIGINT stops scheduling, lets the running push round settle its batch, then closes.
 """
 

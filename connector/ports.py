@@ -187,7 +187,8 @@ class Store(Protocol):
     def claim(
         self, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
     ) -> list[OutboxItem]:
-        """Due pending items, marked in flight. Headers: the newest version per dossier.
+        """Due pending items, left pending until `settle` (one worker per store, one push
+        round at a time: nothing else claims them). Headers: the newest version per dossier.
         Steps: only for dossiers whose header the portal acknowledged, in time order.
         With `max_wait`, an item due later than `now + max_wait` (the wall clock went back)
         counts as due."""

@@ -1,8 +1,12 @@
 """Claiming due items for a push and settling what became of them.
 
-Claim and settle each run inside one write transaction of the store, so an item is either
-in flight with its claim recorded, or still pending; a crash in between is undone by
-`recover`.
+A claim writes nothing: claimed items stay pending until their reply is settled. Only one
+process works on a store (`store.worker`) and its push job sends one round at a time, so
+nothing else can claim them meanwhile; after a crash between claim and settle they are
+simply due again, and the batch is sent once more (the portal's isUpdating rules and step
+identity make that harmless). Marking items in flight cost a write of every item for no
+guarantee the lock does not already give. `recover` still returns items a store written by
+an earlier version left in flight.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ _SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
 def claim(
     conn: Connection, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
 ) -> list[OutboxItem]:
-    """Due pending items of `kind`, marked in flight (see `Store.claim`).
+    """Due pending items of `kind`, left pending until settled (see `Store.claim`).
 
     Items go in order of due time, then of arrival: the due-time index serves that order
     without sorting, however long the backlog. `next_attempt_at` is wall time (it survives
@@ -46,13 +50,10 @@ def claim(
         items, crowded = _claim_headers(conn, limit, now, max_wait)
     else:
         items = _claim_steps(conn, limit, now, max_wait)
-    for part in chunks([item.id for item in items]):
-        conn.execute(
-            update(outbox)
-            .where(among(conn, outbox.c.id, part))
-            .values(state=State.IN_FLIGHT.value, updated_at=now)
-        )
-    _retire_older_versions(conn, crowded, now)
+    if crowded:
+        moot = set(crowded)
+        kept = [item.id for item in items if item.key in moot]
+        _retire_older_versions(conn, crowded, kept, now)
     return items
 
 
@@ -136,12 +137,19 @@ def _newest_pending(conn: Connection, keys: set[str]) -> tuple[dict[str, int], d
     return newest, versions
 
 
-def _retire_older_versions(conn: Connection, keys: Sequence[str], now: float) -> None:
-    """Once the newest version of a dossier is in flight, older pending ones are moot."""
+def _retire_older_versions(
+    conn: Connection, keys: Sequence[str], kept: Sequence[int], now: float
+) -> None:
+    """Once the newest version of a dossier is claimed, older pending ones are moot; the
+    claimed ones (`kept`) stay pending until their reply is settled."""
     for part in chunks(sorted(set(keys))):
         conn.execute(
             update(outbox)
-            .where(_pending(Kind.HEADER), among(conn, outbox.c.key, part))
+            .where(
+                _pending(Kind.HEADER),
+                among(conn, outbox.c.key, part),
+                ~among(conn, outbox.c.id, kept),
+            )
             .values(state=State.SUPERSEDED.value, updated_at=now)
         )
 

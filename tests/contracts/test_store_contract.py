@@ -17,7 +17,7 @@ from connector.ports import Settlement, Store
 from connector.store import SqlStore
 from connector.store import ingest as ingest_module
 from connector.store.rows import new_row
-from connector.store.schema import metadata
+from connector.store.schema import metadata, outbox
 
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 T0 = 1_000_000.0
@@ -128,12 +128,30 @@ def test_two_versions_in_one_batch_keep_the_last(store: Store) -> None:
     assert pending.payload["TrangThaiHoSo"] == "2"
 
 
-def test_changed_header_leaves_in_flight_version_alone(store: Store) -> None:
-    """Only pending versions are superseded; one being sent keeps its claim."""
+def test_changed_header_while_one_is_being_sent(store: Store) -> None:
+    """A version being sent is superseded by a newer one pulled meanwhile, yet its reply
+    still settles it; the newer one goes next, as an update."""
     store.ingest("dossiers", [header("D1", "1")], None, now=T0)
-    store.claim(Kind.HEADER, 10, now=T0)
+    (sent,) = store.claim(Kind.HEADER, 10, now=T0)
     store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
-    assert states(store, "D1") == [State.IN_FLIGHT, State.PENDING]
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+    store.settle([Settlement(item_id=sent.id, state=State.ACKED)], now=T0 + 1)
+    assert states(store, "D1") == [State.ACKED, State.PENDING]
+    (newer,) = store.claim(Kind.HEADER, 10, now=T0 + 1)
+    assert (newer.payload["TrangThaiHoSo"], newer.updating) == ("2", True)
+
+
+def test_retried_version_sent_while_a_newer_one_came_is_not_sent_again(store: Store) -> None:
+    """When the version being sent meets a transient failure after a newer one was pulled,
+    only the newer one goes next; the older one is retired."""
+    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
+    (sent,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    retry = Settlement(item_id=sent.id, state=State.PENDING, next_attempt_at=T0 + 1)
+    store.settle([retry], now=T0 + 1)
+    (claimed,) = store.claim(Kind.HEADER, 10, now=T0 + 1)
+    assert claimed.payload["TrangThaiHoSo"] == "2"
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
 
 
 def test_force_queues_unchanged_header_and_step(store: Store) -> None:
@@ -380,15 +398,16 @@ def test_failed_ingest_changes_nothing(store: Store, monkeypatch: pytest.MonkeyP
 # -- claim and settle -----------------------------------------------------------------------
 
 
-def test_claim_headers_due_only_and_marks_in_flight(store: Store) -> None:
-    """Only due pending headers are claimed, oldest first, and they go in flight."""
+def test_claim_headers_due_only_and_writes_nothing(store: Store) -> None:
+    """Only due pending headers are claimed, oldest first; they stay pending until settled
+    (one worker per store: nothing else claims them), so a claim again returns them."""
     store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
     store.ingest("dossiers", [header("D3")], None, now=T0 + 100)
     claimed = store.claim(Kind.HEADER, 10, now=T0 + 1)
     assert [i.key for i in claimed] == ["D1", "D2"]
-    assert states(store, "D1") == [State.IN_FLIGHT]
+    assert states(store, "D1") == [State.PENDING]
     assert states(store, "D3") == [State.PENDING]
-    assert store.claim(Kind.HEADER, 10, now=T0 + 1) == []
+    assert [i.id for i in store.claim(Kind.HEADER, 10, now=T0 + 1)] == [i.id for i in claimed]
 
 
 def test_claim_respects_limit(store: Store) -> None:
@@ -416,7 +435,7 @@ def test_claim_sends_only_the_newest_header_version(store: Store) -> None:
     assert store.requeue([old.id], now=T0) == 1
     (claimed,) = store.claim(Kind.HEADER, 10, now=T0)
     assert claimed.payload["TrangThaiHoSo"] == "2"
-    assert states(store, "D1") == [State.SUPERSEDED, State.IN_FLIGHT]
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
 
 
 def test_steps_wait_for_their_dossier(store: SqlStore) -> None:
@@ -495,10 +514,11 @@ def test_set_known_repairs_knowledge(store: Store) -> None:
     assert (item.key, item.updating) == ("D2", True)
 
 
-def test_recover_returns_in_flight_to_pending(store: Store) -> None:
-    """After a crash every in-flight item is pending again with no attempt counted."""
+def test_recover_returns_in_flight_to_pending(store: SqlStore) -> None:
+    """Items an earlier version left in flight are pending again, no attempt counted."""
     store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
-    store.claim(Kind.HEADER, 10, now=T0)
+    with store.engine.begin() as conn:
+        conn.execute(outbox.update().values(state=State.IN_FLIGHT.value))
     assert store.recover() == 2
     assert {i.state for i in store.items()} == {State.PENDING}
     assert {i.attempts for i in store.items()} == {0}
