@@ -173,8 +173,7 @@ class PushJob:
         self, kind: Kind, items: list[OutboxItem], call: Call, *, repair: bool = True
     ) -> None:
         """Send one batch and settle every item in it (recursively for splits and repairs)."""
-        if self._held():  # an earlier call of this round met a Retry-After
-            await self._release(items)
+        if self._held():  # an earlier call met a Retry-After: the items stay pending as they are
             return
         service = SERVICE[kind]
         keys = [i.key for i in items]
@@ -268,9 +267,8 @@ class PushJob:
         """isUpdating was wrong: ask the portal what it holds, fix our knowledge, resend."""
         held: list[OutboxItem] = []
         fresh: list[OutboxItem] = []
-        for index, item in enumerate(items):
-            if self._held():  # a lookup met a Retry-After: the rest wait, unsent
-                await self._release(items[index:])
+        for item in items:
+            if self._held():  # a lookup met a Retry-After: the rest stay pending, unsent
                 break
             try:
                 view = await self._portal.lookup(item.dossier)
@@ -341,22 +339,6 @@ class PushJob:
         now, monotonic = self._clock.now(), self._clock.monotonic()
         message = self._hold.describe(monotonic=monotonic, now=now)
         self._health.push.failed(now, message, state="retrying")
-
-    async def _release(self, items: list[OutboxItem]) -> None:
-        """Claimed items left unsent because the portal asked to wait: back as they were."""
-        back = [
-            Settlement(
-                item_id=i.id,
-                state=State.PENDING,
-                code=i.last_code,
-                message=i.last_message,
-                next_attempt_at=i.next_attempt_at,
-                count_attempt=False,
-                kind=i.kind,
-            )
-            for i in items
-        ]
-        await self._db(self._store.settle, back, now=self._clock.now())
 
     def _retry(
         self,
