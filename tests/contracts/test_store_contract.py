@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +16,10 @@ from connector.ports import Settlement, Store
 from connector.store import SqlStore
 from connector.store import ingest as ingest_module
 from connector.store.rows import new_row
-from connector.store.schema import metadata, outbox
+from connector.store.schema import outbox
 
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 T0 = 1_000_000.0
-
-
-def _sqlite_file(tmp_path: Path) -> SqlStore:
-    return SqlStore.open(f"sqlite:///{tmp_path / 'state' / 'store.db'}")
-
-
-def _sqlite_memory(tmp_path: Path) -> SqlStore:
-    return SqlStore.open("sqlite://")
-
-
-def _postgres(tmp_path: Path) -> SqlStore:
-    if not PG_URL:
-        pytest.skip("CONNECTOR_TEST_POSTGRES_URL is not set")
-    store = SqlStore.open(PG_URL)
-    metadata.drop_all(store.engine)
-    store.close()
-    return SqlStore.open(PG_URL)
-
-
-@pytest.fixture(params=[_sqlite_file, _sqlite_memory, _postgres], ids=["file", "memory", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    factory: Callable[[Path], SqlStore] = request.param
-    opened = factory(tmp_path)
-    yield opened
-    opened.close()
 
 
 def test_sql_store_satisfies_the_port() -> None:

@@ -3,47 +3,17 @@ definitions say, however the queries are written to let an index answer them."""
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import and_, exists, func, or_, select
 
 from connector.core.records import Kind, State
 from connector.ports import Settlement
 from connector.store import SqlStore
-from connector.store.schema import known, metadata, outbox
+from connector.store.schema import known, outbox
 from tests.contracts.test_store_contract import acknowledge, header, step
 
-PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 T0 = 1_000_000.0
-
-
-def _sqlite_file(tmp_path: Path) -> SqlStore:
-    return SqlStore.open(f"sqlite:///{tmp_path / 'state' / 'store.db'}")
-
-
-def _sqlite_memory(tmp_path: Path) -> SqlStore:
-    return SqlStore.open("sqlite://")
-
-
-def _postgres(tmp_path: Path) -> SqlStore:
-    if not PG_URL:
-        pytest.skip("CONNECTOR_TEST_POSTGRES_URL is not set")
-    store = SqlStore.open(PG_URL)
-    metadata.drop_all(store.engine)
-    store.close()
-    return SqlStore.open(PG_URL)
-
-
-@pytest.fixture(params=[_sqlite_file, _sqlite_memory, _postgres], ids=["file", "memory", "pg"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
-    factory: Callable[[Path], SqlStore] = request.param
-    opened = factory(tmp_path)
-    yield opened
-    opened.close()
 
 
 def _defined_oldest(store: SqlStore, now: float) -> float | None:
