@@ -43,7 +43,8 @@ class Daemon:
         await anyio.to_thread.run_sync(app.lock_worker)
         recovered = await anyio.to_thread.run_sync(app.store.recover)
         if recovered:
-            log.info("items in flight at the last stop are queued again", items=recovered)
+            # Only a store written by an earlier version has items marked in flight.
+            log.info("items left in flight by an earlier version are queued again", items=recovered)
         self._install_signals()
         scheduler = Scheduler(asyncio.get_running_loop())
         await self._start_status(OperatorActions(app, on_queued=scheduler.wake_push))
@@ -118,9 +119,6 @@ class Daemon:
             await self.status.stop()
         with suppress(Exception):
             await self.app.portal.aclose()
-        recovered = await anyio.to_thread.run_sync(self.app.store.recover)
-        if recovered:
-            log.info("items still in flight at stop are queued again", items=recovered)
         self.app.close()
         log.info("connector stopped")
 

@@ -71,7 +71,6 @@ class PushJob:
         self._refused_until = 0.0  # on the monotonic clock: wall-clock jumps do not matter
         self._refusals = 0
         self._hold = health.portal_hold  # the portal's Retry-After, shared with reconcile
-        self._stranded = False  # a store failure may have left claimed items in flight
         self._troubled = False  # this round met a transient failure: not a success
         self._bucket = (
             TokenBucket(max_items_per_second, now=clock.monotonic())
@@ -100,23 +99,20 @@ class PushJob:
             self._waiting()
             return 0
         self._troubled = False
+        # Claimed items stay pending until settled, so a round cut short leaves nothing to
+        # undo: whatever it did not settle is simply due again.
         try:
-            if self._stranded:
-                await self._recover()
             settled = await self._kind(Kind.HEADER)
             settled += await self._kind(Kind.STEP)
         except PortalRefused as exc:
-            await self._recover()
             self._refused(str(exc))
             return 0
         except StoreError as exc:
-            self._stranded = True
             self._health.push.failed(self._clock.now(), f"state store: {exc}")
             log.error("push paused", reason=str(exc))
             return 0
-        except Exception as exc:  # a bug must not strand claimed items in flight
+        except Exception as exc:  # a bug in one round must not stop the next ones
             log.exception("push round failed")
-            await self._recover()
             self._health.push.failed(self._clock.now(), scrub_text(f"internal error: {exc!r}"))
             return 0
         if settled:
@@ -150,11 +146,6 @@ class PushJob:
                 if group:
                     await self._deliver(kind, group, self._headers_call(updating))
         return len(items)
-
-    async def _recover(self) -> None:
-        """Items left in flight by a failed round back to the queue."""
-        await self._db(self._store.recover)
-        self._stranded = False
 
     async def _paced(self, items: int) -> None:
         """Wait for the rate limit's tokens for `items` (no wait without a limit)."""

@@ -53,7 +53,7 @@ class Clock:
 
 
 class MemoryOutbox:
-    """Just enough of the store for the push job: claim, settle, recover, audit."""
+    """Just enough of the store for the push job: claim, settle, audit."""
 
     def __init__(self, items: Sequence[OutboxItem]) -> None:
         self.items = {i.id: i for i in items}
@@ -68,9 +68,7 @@ class MemoryOutbox:
             for i in self.items.values()
             if i.kind == kind and i.state == State.PENDING and i.next_attempt_at <= now
         ][:limit]
-        for item in due:
-            self.items[item.id] = replace(item, state=State.IN_FLIGHT)
-        return [self.items[i.id] for i in due]
+        return due  # left pending until settled, as `Store.claim` does
 
     def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
         for s in settlements:
@@ -85,12 +83,6 @@ class MemoryOutbox:
                 next_attempt_at=s.next_attempt_at,
             )
         self.settlements.extend(settlements)
-
-    def recover(self) -> int:
-        stranded = [i for i in self.items.values() if i.state == State.IN_FLIGHT]
-        for item in stranded:
-            self.items[item.id] = replace(item, state=State.PENDING)
-        return len(stranded)
 
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:
         pass
