@@ -25,6 +25,7 @@ from connector.portals.rest import RestPortal
 from connector.ports import OutboxItem
 from connector.settings import RetrySettings
 from connector.store import SqlStore
+from tests.clocks import ManualClock
 from tests.portals.portal_fakes import BASE_URL, PASSWORD, body_of, login_ok, make_settings, ok
 
 HEADERS, STEPS, LOOKUP = "DongBoHoSoMC", "CapNhatTienDoHoSoMC", "TraCuuHoSo"
@@ -32,28 +33,6 @@ HOUR = 3600.0
 #: The outbox's backoff cap: a Retry-After of an hour is longer, which the stranded-item
 #: rule (an item due later than now + cap means the wall clock went back) must survive.
 POLICY = RetryPolicy(max_attempts=3, initial=5.0, cap=900.0, park_after=7 * 24 * HOUR)
-
-
-class ManualClock:
-    """Wall and monotonic time that move only when the test moves them."""
-
-    def __init__(self) -> None:
-        self.wall = 1_750_000_000.0
-        self.mono = 10_000.0
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-    def jump(self, seconds: float) -> None:
-        """The wall clock alone moves, as an operator or a bad NTP server would move it."""
-        self.wall += seconds
 
 
 class Script:

@@ -19,27 +19,10 @@ from connector.errors import StoreError
 from connector.settings import Settings, StatusSettings
 from connector.status_cache import FiguresCache
 from connector.store.sql import SqlStore
+from tests.clocks import ManualClock
 
 MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "demo.toml"
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z
-
-
-class StepClock:
-    """Wall and monotonic time that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 500.0
-
-    def now(self) -> float:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
 
 
 class WatchedStore:
@@ -82,8 +65,8 @@ def _settings(max_age: float) -> Settings:
 
 
 @pytest.fixture
-def clock() -> StepClock:
-    return StepClock()
+def clock() -> ManualClock:
+    return ManualClock(wall=T0, mono=500.0)
 
 
 @pytest.fixture
@@ -94,7 +77,7 @@ def store() -> Iterator[WatchedStore]:
 
 
 @pytest.fixture
-def app(clock: StepClock, store: WatchedStore) -> App:
+def app(clock: ManualClock, store: WatchedStore) -> App:
     made = App(_settings(max_age=10.0), clock=clock)
     vars(made)["store"] = store  # `store` is a cached_property: this is its cached value
     return made
@@ -116,7 +99,7 @@ def _pending_headers(doc: Mapping[str, Any]) -> int:
 
 
 def test_figures_are_shared_within_the_interval_and_fresh_after_it(
-    app: App, store: WatchedStore, clock: StepClock
+    app: App, store: WatchedStore, clock: ManualClock
 ) -> None:
     """Within figures_max_age_seconds every snapshot serves the same figures, with their
     time and age; after it, the next one computes them again."""
@@ -138,7 +121,7 @@ def test_figures_are_shared_within_the_interval_and_fresh_after_it(
 
 
 def test_the_jobs_health_and_uptime_stay_live_while_figures_are_shared(
-    app: App, store: WatchedStore, clock: StepClock
+    app: App, store: WatchedStore, clock: ManualClock
 ) -> None:
     """Only the store figures are shared: job states and uptime are read at each snapshot."""
     app.snapshot()
@@ -151,7 +134,7 @@ def test_the_jobs_health_and_uptime_stay_live_while_figures_are_shared(
 
 
 def test_a_slow_store_is_asked_at_most_once_per_ten_durations(
-    app: App, store: WatchedStore, clock: StepClock
+    app: App, store: WatchedStore, clock: ManualClock
 ) -> None:
     """A computation that took 3 s is not repeated within 30 s, whatever max age says."""
     store.on_scan = lambda: clock.advance(3)
@@ -212,7 +195,7 @@ def test_concurrent_snapshots_compute_once(app: App, store: WatchedStore) -> Non
     assert len({doc["figures_as_of"] for doc in docs}) == 1
 
 
-def test_a_failure_goes_to_the_waiting_callers_only(clock: StepClock) -> None:
+def test_a_failure_goes_to_the_waiting_callers_only(clock: ManualClock) -> None:
     """Callers waiting on a computation that fails get its error; the next caller tries."""
     calls: list[float] = []
     scanning, release = threading.Event(), threading.Event()
