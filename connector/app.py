@@ -132,7 +132,7 @@ class App:
         return {
             "version": __version__,
             "daemon": {
-                "started_at": _iso(self.started_at),
+                "started_at": iso_utc(self.started_at),
                 "uptime_s": round(now - self.started_at, 1),
             },
             **figures,
@@ -144,6 +144,23 @@ class App:
             },
             "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
         }
+
+    def warm_figures(self) -> None:
+        """Compute the store figures once, ahead of the first request.
+
+        On a big store the first computation after a start reads cold pages and can outlast
+        a monitoring probe's timeout; done at start, in the background, the first /status
+        finds it done or in progress (and waits for it) instead of starting it. A failure
+        is only logged: the next request tries again and reports it.
+        """
+        started = self.clock.monotonic()
+        try:
+            self._figures.get()
+        except StoreError as exc:
+            log.warning("status figures not computed at start", reason=str(exc))
+            return
+        took = round(self.clock.monotonic() - started, 3)
+        log.info("status figures computed at start", took_s=took)
 
     def figures_changed(self) -> None:
         """The outbox changed by an operator's hand: the next snapshot computes anew."""
@@ -158,7 +175,7 @@ class App:
         return {
             **copy.deepcopy(figures.values),  # shared between requests: each gets its own
             "state_store": "ok",
-            "figures_as_of": _iso(figures.as_of),
+            "figures_as_of": iso_utc(figures.as_of),
             "figures_age_s": round(figures.age(self.clock), 1),
         }
 
@@ -192,7 +209,7 @@ class App:
             lag = 0.0 if caught_up or behind is None else max(0.0, now - behind)
             out[stream] = {
                 "position": list(position),
-                "moved_at": _iso(moved_at),
+                "moved_at": iso_utc(moved_at),
                 "caught_up": caught_up,
                 "lag_s": round(lag, 1),
             }
@@ -311,7 +328,8 @@ class OperatorActions:
         self._app.store.audit([event])
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as the status document and the CLI show them: `2026-11-27T08:00:00Z`."""
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -320,9 +338,9 @@ def _iso(ts: float | None) -> str | None:
 def _job(d: dict[str, Any]) -> dict[str, Any]:
     out = dict(d)
     for key in ("last_run_at", "last_success_at"):
-        out[key] = _iso(out.get(key))
+        out[key] = iso_utc(out.get(key))
     if out.get("last_error"):
-        out["last_error"] = {**out["last_error"], "at": _iso(out["last_error"]["at"])}
+        out["last_error"] = {**out["last_error"], "at": iso_utc(out["last_error"]["at"])}
     return out
 
 

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connector import settings as settings_mod
-from connector.app import App
+from connector.app import App, iso_utc
 from connector.cli_demo import demo_app, sandbox_command
 from connector.core.records import DEAD_STATES, Kind, Mapped, State
 from connector.errors import (
@@ -38,7 +38,7 @@ from connector.errors import (
     PortalTransient,
 )
 from connector.logs import configure_logging
-from connector.ports import Selection
+from connector.ports import BlockedDossier, Selection
 from connector.settings import Settings
 
 out = Console()
@@ -264,6 +264,54 @@ def outbox_list(
         )
     out.print(table)
     out.print(f"{len(rows)} item(s)")
+
+
+@outbox_app.command("blocked")
+def outbox_blocked(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Dossiers whose steps wait for their header, longest waiting first, and why."""
+    with opened(config) as app:
+        blocked = app.store.blocked_dossiers(limit=limit)
+    if json:
+        for b in blocked:
+            line = {
+                "dossier": b.dossier,
+                "steps": b.steps,
+                "first_queued_at": iso_utc(b.first_queued_at),
+                "header_id": b.header.id if b.header else None,
+                "header_state": b.header.state.value if b.header else None,
+                "reason": blocked_reason(b),
+            }
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        return
+    table = Table("dossier", "steps", "waiting since", "header", "why")
+    for b in blocked:
+        header = f"{b.header.id} ({b.header.state.value})" if b.header else "-"
+        table.add_row(
+            b.dossier, str(b.steps), iso_utc(b.first_queued_at), header, blocked_reason(b)
+        )
+    out.print(table)
+    out.print(f"{len(blocked)} dossier(s)")
+
+
+def blocked_reason(blocked: BlockedDossier) -> str:
+    """Why the portal does not hold the dossier yet, and what unblocks it."""
+    header = blocked.header
+    if header is None:
+        return "no header queued under this dossier number: check the steps' MaHoSo"
+    if header.state is State.PENDING and header.attempts == 0:
+        return "header queued, not yet acknowledged: the steps follow it"
+    if header.state is State.PENDING:
+        return f"header being retried ({header.attempts} attempts): {header.last_message}"
+    what = {State.INVALID: "refused by validation", State.REJECTED: "rejected by the portal"}
+    said = header.last_message
+    if header.state is State.REJECTED:  # the portal's own code; the others' say nothing more
+        said = f"{header.last_code} {said}".strip()
+    done = what.get(header.state, header.state.value)
+    return f"header {done}: {said}; fix it, then `connector outbox retry {header.id}`"
 
 
 def _states(value: str) -> list[State]:

@@ -37,6 +37,7 @@ class Daemon:
         self.app = app
         self.stopping = asyncio.Event()
         self.status: StatusServer | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         app = self.app
@@ -106,6 +107,8 @@ class Daemon:
         self.status = StatusServer(status_app, cfg.host, cfg.port)
         await self.status.start()
         log.info("status endpoint listening", url=f"http://{cfg.host}:{self.status.port}/status")
+        # Not awaited: the jobs start at once; a first request waits for this computation.
+        self._warming = asyncio.create_task(anyio.to_thread.run_sync(self.app.warm_figures))
 
     async def _shutdown(self, scheduler: Scheduler) -> None:
         log.info("stopping: letting the running push round settle")

@@ -145,6 +145,17 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BlockedDossier:
+    """A dossier whose steps wait because the portal does not hold it yet, and its header:
+    the newest version queued under its number (None when none is), which says why."""
+
+    dossier: str
+    steps: int
+    first_queued_at: float
+    header: OutboxItem | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuditEvent:
     """One send or reply, recorded without personal data (payload hashes only)."""
 
@@ -261,6 +272,10 @@ class Store(Protocol):
 
     def blocked_steps(self) -> int:
         """Pending steps waiting for their dossier's header to be acknowledged."""
+        ...
+
+    def blocked_dossiers(self, limit: int = 50) -> list[BlockedDossier]:
+        """The dossiers behind `blocked_steps`, longest waiting first, with their headers."""
         ...
 
     def oldest_pending_age(self, now: float) -> float | None: ...

@@ -5,14 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    exists,
+    func,
+    select,
+)
 
 from connector.core.records import DEAD_STATES, Kind, State
-from connector.ports import OutboxItem
-from connector.store.rows import to_item, to_items
-from connector.store.schema import known, outbox
+from connector.ports import BlockedDossier, OutboxItem
+from connector.store.engine import among
+from connector.store.rows import chunks, to_item, to_items
+from connector.store.schema import PENDING_LITERAL, known, outbox
 
 _PENDING = outbox.c.state == State.PENDING.value
+#: The same condition as `ix_outbox_pending`'s, word for word, so the backlog queries below
+#: read that index (the pending rows alone) instead of one holding every row ever queued.
+_BACKLOG = outbox.c.state == PENDING_LITERAL
 
 
 def counts(conn: Connection) -> dict[tuple[Kind, State], int]:
@@ -87,16 +99,51 @@ def next_due(conn: Connection) -> float | None:
 def blocked_steps(conn: Connection) -> int:
     """Pending steps waiting for their dossier's header to be acknowledged.
 
-    Inherently a pass over every pending step; an index on (state, kind, ..., dossier)
-    makes it a pass over that index alone instead of a row read per step.
+    Inherently a pass over every pending step, but over `ix_outbox_pending` alone (it holds
+    kind and dossier): its cost follows the backlog, not the store's history.
     """
     held = exists().where(known.c.dossier == outbox.c.dossier)
     query = (
         select(func.count())
         .select_from(outbox)
-        .where(and_(_PENDING, outbox.c.kind == Kind.STEP.value, ~held))
+        .where(and_(_BACKLOG, outbox.c.kind == Kind.STEP.value, ~held))
     )
     return int(conn.scalar(query) or 0)
+
+
+def blocked_dossiers(conn: Connection, limit: int) -> list[BlockedDossier]:
+    """The dossiers of blocked steps, longest waiting first, each with its newest header.
+
+    The header row (pending, refused, parked or invalid) says why the portal does not hold
+    the dossier yet; a dossier without one has steps under a number no header was queued
+    with. Superseded versions are left out: they are not what will be sent.
+    """
+    held = exists().where(known.c.dossier == outbox.c.dossier)
+    first = func.min(outbox.c.created_at)
+    query = (
+        select(outbox.c.dossier, func.count(), first)
+        .where(and_(_BACKLOG, outbox.c.kind == Kind.STEP.value, ~held))
+        .group_by(outbox.c.dossier)
+        .order_by(first, outbox.c.dossier)
+        .limit(limit)
+    )
+    waiting = conn.execute(query).all()
+    headers: dict[str, OutboxItem] = {}
+    for part in chunks([dossier for dossier, _, _ in waiting]):
+        rows = conn.execute(
+            select(outbox)
+            .where(
+                outbox.c.kind == Kind.HEADER.value,
+                outbox.c.state != State.SUPERSEDED.value,
+                among(conn, outbox.c.dossier, part),
+            )
+            .order_by(outbox.c.id)
+        ).all()
+        headers.update((item.dossier, item) for item in to_items(rows))  # the newest stays
+    return [
+        BlockedDossier(dossier=d, steps=n, first_queued_at=at, header=headers.get(d))
+        for d, n, at in waiting
+    ]
 
 
 def oldest_pending_age(conn: Connection, now: float) -> float | None:
@@ -104,9 +151,10 @@ def oldest_pending_age(conn: Connection, now: float) -> float | None:
     unacknowledged header are reported apart), None when nothing is pending.
 
     Taken as the older of the oldest pending header and the oldest pending step of a dossier
-    the portal holds: with (state, kind, created_at) indexed, each is the first sendable
-    entry of an index walk, where one MIN over both kinds reads every pending row. Ids are
-    no stand-in for `created_at`: the wall clock can go back between two inserts.
+    the portal holds: `ix_outbox_pending` keeps pending rows by (kind, created_at), so each
+    is the first sendable entry of a walk over the backlog alone, where one MIN over both
+    kinds reads every pending row. Ids are no stand-in for `created_at`: the wall clock can
+    go back between two inserts.
     """
     headers = _first_queued(outbox.c.kind == Kind.HEADER.value)
     held = exists().where(known.c.dossier == outbox.c.dossier)
@@ -117,7 +165,7 @@ def oldest_pending_age(conn: Connection, now: float) -> float | None:
 
 def _first_queued(which: ColumnElement[bool]) -> Select[Any]:
     """The earliest `created_at` among pending rows matching `which`."""
-    return select(outbox.c.created_at).where(_PENDING, which).order_by(outbox.c.created_at).limit(1)
+    return select(outbox.c.created_at).where(_BACKLOG, which).order_by(outbox.c.created_at).limit(1)
 
 
 def stats_by_code(conn: Connection, limit: int) -> list[tuple[str, int]]:

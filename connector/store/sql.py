@@ -14,7 +14,14 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from connector.core.records import Cursor, Kind, Mapped, State
-from connector.ports import AuditEvent, IngestResult, OutboxItem, Settlement, WorkerLock
+from connector.ports import (
+    AuditEvent,
+    BlockedDossier,
+    IngestResult,
+    OutboxItem,
+    Settlement,
+    WorkerLock,
+)
 from connector.store import audit as audit_trail
 from connector.store import delivery, existing, ingest, repairs, reports, worker
 from connector.store.boundary import store_errors
@@ -182,6 +189,10 @@ class SqlStore:
     def blocked_steps(self) -> int:
         with self._read("blocked steps") as conn:
             return reports.blocked_steps(conn)
+
+    def blocked_dossiers(self, limit: int = 50) -> list[BlockedDossier]:
+        with self._read("blocked dossiers") as conn:
+            return reports.blocked_dossiers(conn, limit)
 
     def oldest_pending_age(self, now: float) -> float | None:
         with self._read("pending age") as conn:

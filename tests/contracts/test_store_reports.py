@@ -4,14 +4,17 @@ definitions say, however the queries are written to let an index answer them."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, event, exists, func, inspect, or_, select
 
 from connector.core.records import Kind, State
 from connector.ports import Settlement
 from connector.store import SqlStore
 from connector.store.schema import known, outbox
-from tests.contracts.test_store_contract import acknowledge, header, step
+from tests.contracts.test_store_contract import acknowledge, broken, header, step
 
 T0 = 1_000_000.0
 
@@ -93,3 +96,93 @@ def test_reports_equal_their_definitions_on_a_mixed_outbox(store: SqlStore) -> N
         assert store.blocked_steps() == _defined_blocked(store)
     assert store.blocked_steps() > 0
     assert store.oldest_pending_age(now) is not None
+
+
+def _plans(store: SqlStore, report: Callable[[], object]) -> list[str]:
+    """The query plan of every statement `report` runs, one text per statement."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        report()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    sqlite = store.engine.dialect.name == "sqlite"
+    plans = []
+    with store.engine.connect() as conn:
+        if not sqlite:  # an empty table is cheapest to scan: ask whether the index *can* serve
+            conn.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = conn.exec_driver_sql(explain + statement, parameters).all()
+            plans.append(" ".join(str(value) for row in rows for value in row))
+    return plans
+
+
+def test_backlog_reports_read_the_pending_rows_alone(store: SqlStore) -> None:
+    """blocked_steps and oldest_pending_age are answered from `ix_outbox_pending`, which
+    holds pending rows only, so their cost follows the backlog, not the store's history."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    store.ingest(
+        "steps", [step("D1", "20260101000000"), step("D2", "20260101000000")], None, now=T0
+    )
+    plans = _plans(store, store.blocked_steps) + _plans(store, lambda: store.oldest_pending_age(T0))
+    assert len(plans) == 3
+    for plan in plans:
+        assert "ix_outbox_pending" in plan, plan
+
+
+def test_store_made_before_the_pending_index_gets_it(tmp_path: Path) -> None:
+    """Opening a store made without an index of this version builds it, once."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore.open(url)
+    store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_outbox_pending")
+    store.close()
+    store = SqlStore.open(url)
+    with store.engine.connect() as conn:
+        names = {ix["name"] for ix in inspect(conn).get_indexes("outbox")}
+    assert "ix_outbox_pending" in names
+    assert store.blocked_steps() == 1
+    store.close()
+
+
+def test_blocked_dossiers_say_why_their_steps_wait(store: SqlStore) -> None:
+    """Each dossier with blocked steps comes once, longest waiting first, with its newest
+    header (or none): what an operator needs to unblock it. Held dossiers never appear."""
+    store.ingest("steps", [step("D4", "20260101000000")], None, now=T0)  # no header at all
+    store.ingest("dossiers", [header("D1"), header("D3"), header("D5")], None, now=T0 + 1)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)  # newer version of D1
+    store.ingest("dossiers", [broken(header("D2"), "NgayHenTra: required")], None, now=T0 + 1)
+    claimed = {i.key: i.id for i in store.claim(Kind.HEADER, 10, now=T0 + 1)}
+    store.settle(
+        [
+            Settlement(item_id=claimed["D3"], state=State.ACKED),
+            Settlement(item_id=claimed["D5"], state=State.REJECTED, code="E12", message="bad"),
+        ],
+        now=T0 + 1,
+    )
+    steps = [step(d, f"2026010100000{n}") for d in ("D1", "D2", "D3", "D5") for n in (1, 2)]
+    store.ingest("steps", steps[:2], None, now=T0 + 2)  # D1's first
+    store.ingest("steps", steps[2:], None, now=T0 + 3)
+
+    blocked = store.blocked_dossiers()
+    assert [(b.dossier, b.steps, b.first_queued_at) for b in blocked] == [
+        ("D4", 1, T0),
+        ("D1", 2, T0 + 2),
+        ("D2", 2, T0 + 3),
+        ("D5", 2, T0 + 3),
+    ]
+    assert sum(b.steps for b in blocked) == store.blocked_steps()
+    why = {b.dossier: b.header for b in blocked}
+    assert why["D4"] is None
+    d1, d2, d5 = why["D1"], why["D2"], why["D5"]
+    assert d1 is not None and d1.state is State.PENDING and b'"2"' in d1.body
+    assert d2 is not None and d2.state is State.INVALID and "NgayHenTra" in d2.last_message
+    assert d5 is not None and (d5.state, d5.last_code) == (State.REJECTED, "E12")
+    assert [b.dossier for b in store.blocked_dossiers(limit=2)] == ["D4", "D1"]

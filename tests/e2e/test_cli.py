@@ -32,6 +32,24 @@ def test_outbox_lists_dead_letters_with_reasons(delivered: Stack) -> None:
         assert "MaTTHC" in row["last_message"] or "NgayHenTra" in row["last_message"]
 
 
+def test_outbox_blocked_names_the_dead_header_behind_each_dossier(delivered: Stack) -> None:
+    """The steps that cannot go are those of the invalid dossiers, each listed with its
+    header's reason and the command that sends it again once fixed."""
+    expected = expected_from_demo(delivered.demo_db)
+    result = delivered.cli("outbox", "blocked", "--json", "--config", str(delivered.config))
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert rows, "the demo's invalid dossiers have steps"
+    assert {r["dossier"] for r in rows} <= set(expected.invalid)
+    status = json.loads(delivered.cli("status", "--json", "--config", str(delivered.config)).stdout)
+    assert sum(r["steps"] for r in rows) == status["blocked_steps"]
+    for row in rows:
+        assert row["header_state"] == "invalid"
+        assert "MaTTHC" in row["reason"] or "NgayHenTra" in row["reason"]
+        assert f"connector outbox retry {row['header_id']}" in row["reason"]
+    table = delivered.cli("outbox", "blocked", "--config", str(delivered.config)).stdout
+    assert f"{len(rows)} dossier(s)" in table
+
+
 def test_mapping_preview_prints_the_exact_payload(delivered: Stack) -> None:
     """`mapping preview` prints the payload the portal received, without sending."""
     held = held_by_sandbox(delivered.sandbox_db)

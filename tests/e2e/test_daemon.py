@@ -80,7 +80,8 @@ def test_daemon_delivers_every_valid_record_once(stack: Stack) -> None:
 
 
 def test_status_endpoint_reports_the_pipeline(stack: Stack) -> None:
-    """/status, /healthz, /readyz and /metrics answer with the daemon's real figures."""
+    """/status, /healthz, /readyz and /metrics answer with the daemon's real figures, the
+    store's part of them first computed at start."""
     import httpx
 
     expected = expected_from_demo(stack.demo_db)
@@ -105,6 +106,7 @@ def test_status_endpoint_reports_the_pipeline(stack: Stack) -> None:
     metrics = httpx.get(f"{stack.status_url}/metrics", trust_env=False).text
     assert "connector_outbox_items" in metrics
     assert 'connector_sent_items_total{kind="header",outcome="ok"}' in metrics
+    assert "status figures computed at start" in stack.logs()
 
 
 def test_sigkill_during_push_loses_nothing(stack: Stack) -> None:

@@ -155,6 +155,28 @@ def test_fresh_computes_whatever_the_age(app: App, store: WatchedStore) -> None:
     assert store.scans == 2
 
 
+def test_figures_warmed_at_start_serve_the_first_request(
+    app: App, store: WatchedStore, clock: ManualClock
+) -> None:
+    """The daemon computes the figures at start, so the first request does not scan."""
+    _queue(store, "D1", T0)
+    app.warm_figures()
+    assert store.scans == 1
+    clock.advance(3)
+    first = app.snapshot()
+    assert store.scans == 1
+    assert (_pending_headers(first), first["figures_age_s"]) == (1, 3.0)
+
+
+def test_a_failed_warm_up_is_only_logged(app: App, store: WatchedStore) -> None:
+    """A store that fails at start does not stop the daemon; the first request tries again."""
+    store.fail = StoreError("state store counts failed: disk I/O error")
+    app.warm_figures()
+    store.fail = None
+    assert app.snapshot()["state_store"] == "ok"
+    assert store.scans == 2
+
+
 def test_a_store_error_is_reported_and_not_kept(app: App, store: WatchedStore) -> None:
     """A failing store gives the document without figures; the next request tries again
     and stale figures are not served as current in between."""
