@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from connector.core.records import SourceRecord
 from connector.errors import ConfigError, MappingError, SourceError
@@ -173,6 +174,30 @@ def test_bad_url_is_a_config_error(streams: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match="source url") as caught:
         SqlSource("nosuchdb://reader@127.0.0.1/onestop", streams, password="s3cr3t-pw")
     assert "s3cr3t-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("stream", ["dossiers", "steps"])
+def test_pull_reads_the_cursor_index_from_the_cursor_on(
+    source: SqlSource, db_path: Path, stream: str
+) -> None:
+    """The pull query, as sent, searches the (modified_at, id) index from the cursor: a
+    walk from its start would cost a pass over the whole table on every pull."""
+    sent: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(source._engine, "before_cursor_execute", seen)
+    source.pull(stream, ("2026-03-01T00:00:00", 5), 10)
+    statement, parameters = sent[0]
+    conn = sqlite3.connect(db_path)
+    try:
+        plan = " ".join(
+            row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        )
+    finally:
+        conn.close()
+    assert "USING INDEX ix_" in plan and "(modified_at>?)" in plan, plan
 
 
 def test_sqlite_busy_timeout_is_set(db_path: Path) -> None:
