@@ -281,14 +281,15 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
     and the local record it came from owns the dossier's number for good."""
     held: dict[str, dict[str, Any]] = {}
     owner: dict[str, dict[str, Any]] = {}
+    header = Kind.HEADER.value
     for part in chunks(sorted(acked_ids)):
-        query = (
-            select(outbox.c.dossier, outbox.c.content_hash, outbox.c.source_ref)
-            .where(among(conn, outbox.c.id, part), outbox.c.kind == Kind.HEADER.value)
-            .order_by(outbox.c.id)
-        )
-        for dossier, digest, ref in conn.execute(query):
-            if dossier:
+        # Only the ids are constrained in SQL: with the kind in the WHERE clause SQLite
+        # walks every header of the store (the kind's index) instead of looking ids up.
+        query = select(
+            outbox.c.kind, outbox.c.dossier, outbox.c.content_hash, outbox.c.source_ref
+        ).where(among(conn, outbox.c.id, part))
+        for kind, dossier, digest, ref in conn.execute(query.order_by(outbox.c.id)):
+            if kind == header and dossier:
                 held[dossier] = {"dossier": dossier, "acked_hash": digest, "acked_at": now}
                 owner.setdefault(dossier, {"dossier": dossier, "source_ref": ref, "acked_at": now})
     if held:
