@@ -88,6 +88,13 @@ def _dead_letters(snapshot: Mapping[str, Any]) -> Text:
     return text
 
 
+def _blocked(count: int) -> Text:
+    """Steps waiting for their dossier's header, with where to see why."""
+    if not count:
+        return Text("0", style=_GOOD)
+    return Text(str(count), style=_WARN).append("  why: connector outbox blocked")
+
+
 def _session(value: Any) -> Text:
     state = _text(value)
     if state == "active":
@@ -164,7 +171,7 @@ def _summary_table(snapshot: Mapping[str, Any]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("dead letters", _dead_letters(snapshot))
-    table.add_row("blocked steps", Text(str(blocked), style=_WARN if blocked else _GOOD))
+    table.add_row("blocked steps", _blocked(blocked))
     table.add_row("oldest pending", _duration(snapshot.get("oldest_pending_age_s")))
     table.add_row("session", _session(snapshot.get("session")))
     table.add_row("pull", _pull(snapshot.get("pull")))

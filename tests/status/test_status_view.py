@@ -52,6 +52,13 @@ def test_problems_are_highlighted_in_red(snapshot: dict[str, Any]) -> None:
     assert BOLD_RED + "  last error at 2026-11-27T04:00:05Z: portal 503" in ansi
 
 
+def test_blocked_steps_point_to_the_command_that_says_why(snapshot: dict[str, Any]) -> None:
+    snapshot["blocked_steps"] = 12
+    assert "12  why: connector outbox blocked" in _render(snapshot).export_text()
+    snapshot["blocked_steps"] = 0
+    assert "outbox blocked" not in _render(snapshot).export_text()
+
+
 def test_healthy_parts_are_not_red(snapshot: dict[str, Any]) -> None:
     """An active session, ok jobs and a push error followed by a success are not red."""
     snapshot["dead_letters"] = 0
