@@ -176,19 +176,38 @@ def test_bad_url_is_a_config_error(streams: dict[str, Any]) -> None:
     assert "s3cr3t-pw" not in str(caught.value)
 
 
+def _or_form(streams: dict[str, Any]) -> dict[str, Any]:
+    """The demo's streams with the cursor condition spelt with OR, naming `:c0` twice."""
+    changed = copy.deepcopy(streams)
+    for name, alias in (("dossiers", "d"), ("steps", "s")):
+        row_value = f"({alias}.modified_at, {alias}.id) > (:c0, :c1)"
+        spelt_out = f"{alias}.modified_at > :c0 OR ({alias}.modified_at = :c0 AND {alias}.id > :c1)"
+        assert row_value in changed[name]["pull"]
+        changed[name]["pull"] = changed[name]["pull"].replace(row_value, spelt_out)
+    return changed
+
+
+@pytest.mark.parametrize("form", ["row-value", "or"])
 @pytest.mark.parametrize("stream", ["dossiers", "steps"])
 def test_pull_reads_the_cursor_index_from_the_cursor_on(
-    source: SqlSource, db_path: Path, stream: str
+    db_path: Path, streams: dict[str, Any], stream: str, form: str
 ) -> None:
     """The pull query, as sent, searches the (modified_at, id) index from the cursor: a
-    walk from its start would cost a pass over the whole table on every pull."""
+    walk from its start would cost a pass over the whole table on every pull. The OR form
+    names `:c0` twice, which SQLite only sees as one value when parameters go by name."""
+    source = SqlSource(
+        f"sqlite:///{db_path}", streams if form == "row-value" else _or_form(streams)
+    )
     sent: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         sent.append((statement, parameters))
 
     event.listen(source._engine, "before_cursor_execute", seen)
-    source.pull(stream, ("2026-03-01T00:00:00", 5), 10)
+    try:
+        source.pull(stream, ("2026-03-01T00:00:00", 5), 10)
+    finally:
+        source.close()
     statement, parameters = sent[0]
     conn = sqlite3.connect(db_path)
     try:
