@@ -5,15 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Select,
-    and_,
-    exists,
-    func,
-    select,
-)
+from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, select
 
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.ports import BlockedDossier, OutboxItem
@@ -25,6 +17,12 @@ _PENDING = outbox.c.state == State.PENDING.value
 #: The same condition as `ix_outbox_pending`'s, word for word, so the backlog queries below
 #: read that index (the pending rows alone) instead of one holding every row ever queued.
 _BACKLOG = outbox.c.state == PENDING_LITERAL
+#: Pending steps of dossiers the portal does not hold yet: they wait for their header.
+_BLOCKED = and_(
+    _BACKLOG,
+    outbox.c.kind == Kind.STEP.value,
+    ~exists().where(known.c.dossier == outbox.c.dossier),
+)
 
 
 def counts(conn: Connection) -> dict[tuple[Kind, State], int]:
@@ -102,12 +100,7 @@ def blocked_steps(conn: Connection) -> int:
     Inherently a pass over every pending step, but over `ix_outbox_pending` alone (it holds
     kind and dossier): its cost follows the backlog, not the store's history.
     """
-    held = exists().where(known.c.dossier == outbox.c.dossier)
-    query = (
-        select(func.count())
-        .select_from(outbox)
-        .where(and_(_BACKLOG, outbox.c.kind == Kind.STEP.value, ~held))
-    )
+    query = select(func.count()).select_from(outbox).where(_BLOCKED)
     return int(conn.scalar(query) or 0)
 
 
@@ -118,11 +111,10 @@ def blocked_dossiers(conn: Connection, limit: int) -> list[BlockedDossier]:
     the dossier yet; a dossier without one has steps under a number no header was queued
     with. Superseded versions are left out: they are not what will be sent.
     """
-    held = exists().where(known.c.dossier == outbox.c.dossier)
     first = func.min(outbox.c.created_at)
     query = (
         select(outbox.c.dossier, func.count(), first)
-        .where(and_(_BACKLOG, outbox.c.kind == Kind.STEP.value, ~held))
+        .where(_BLOCKED)
         .group_by(outbox.c.dossier)
         .order_by(first, outbox.c.dossier)
         .limit(limit)
@@ -133,9 +125,9 @@ def blocked_dossiers(conn: Connection, limit: int) -> list[BlockedDossier]:
         # Only the dossier is constrained in SQL, so its index serves the look-up: with the
         # kind in the WHERE clause SQLite walks every header of the store instead.
         query = select(outbox).where(among(conn, outbox.c.dossier, part)).order_by(outbox.c.id)
-        for item in to_items(conn.execute(query).all()):
-            if item.kind is Kind.HEADER and item.state is not State.SUPERSEDED:
-                headers[item.dossier] = item  # ordered by id: the newest stays
+        for row in conn.execute(query).all():
+            if row.kind == Kind.HEADER.value and row.state != State.SUPERSEDED.value:
+                headers[row.dossier] = to_item(row)  # ordered by id: the newest stays
     return [
         BlockedDossier(dossier=d, steps=n, first_queued_at=at, header=headers.get(d))
         for d, n, at in waiting

@@ -98,17 +98,17 @@ def test_reports_equal_their_definitions_on_a_mixed_outbox(store: SqlStore) -> N
     assert store.oldest_pending_age(now) is not None
 
 
-def _plans(store: SqlStore, report: Callable[[], object]) -> list[str]:
-    """The query plan of every statement `report` runs, one text per statement."""
+def plans_of(store: SqlStore, run: Callable[[], object]) -> list[tuple[str, str]]:
+    """(statement, query plan) of every SELECT and UPDATE `run` sends to the store."""
     statements: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "WITH")):
             statements.append((statement, parameters))
 
     event.listen(store.engine, "before_cursor_execute", seen)
     try:
-        report()
+        run()
     finally:
         event.remove(store.engine, "before_cursor_execute", seen)
     sqlite = store.engine.dialect.name == "sqlite"
@@ -119,7 +119,7 @@ def _plans(store: SqlStore, report: Callable[[], object]) -> list[str]:
         for statement, parameters in statements:
             explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
             rows = conn.exec_driver_sql(explain + statement, parameters).all()
-            plans.append(" ".join(str(value) for row in rows for value in row))
+            plans.append((statement, " | ".join(str(value) for row in rows for value in row)))
     return plans
 
 
@@ -130,9 +130,11 @@ def test_backlog_reports_read_the_pending_rows_alone(store: SqlStore) -> None:
     store.ingest(
         "steps", [step("D1", "20260101000000"), step("D2", "20260101000000")], None, now=T0
     )
-    plans = _plans(store, store.blocked_steps) + _plans(store, lambda: store.oldest_pending_age(T0))
+    plans = plans_of(store, store.blocked_steps) + plans_of(
+        store, lambda: store.oldest_pending_age(T0)
+    )
     assert len(plans) == 3
-    for plan in plans:
+    for _, plan in plans:
         assert "ix_outbox_pending" in plan, plan
 
 
