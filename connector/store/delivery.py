@@ -1,12 +1,15 @@
 """Claiming due items for a push and settling what became of them.
 
-A claim writes nothing: claimed items stay pending until their reply is settled. Only one
-process works on a store (`store.worker`) and its push job sends one round at a time, so
-nothing else can claim them meanwhile; after a crash between claim and settle they are
-simply due again, and the batch is sent once more (the portal's isUpdating rules and step
-identity make that harmless). Marking items in flight cost a write of every item for no
+A claim does not mark what it returns: claimed items stay pending until their reply is
+settled. Only one process works on a store (`store.worker`) and its push job sends one round
+at a time, so nothing else can claim them meanwhile; after a crash between claim and settle
+they are simply due again, and the batch is sent once more (the portal's isUpdating rules and
+step identity make that harmless). Marking items in flight cost a write of every item for no
 guarantee the lock does not already give. `recover` still returns items a store written by
 an earlier version left in flight.
+
+The one thing a claim writes is a later due time for steps whose dossier the portal does not
+hold (see `_held_due_steps`); acknowledging the dossier's header brings them back at once.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    delete,
     func,
     or_,
     select,
@@ -30,7 +34,7 @@ from connector.core.records import Kind, State
 from connector.ports import OutboxItem, Settlement
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks, to_item
-from connector.store.schema import known, outbox, owners
+from connector.store.schema import known, outbox, owners, waiting
 
 _SETTLED = frozenset({State.ACKED, State.REJECTED, State.PARKED})
 
@@ -82,16 +86,86 @@ def _stranded(kind: Kind, limit: int, beyond: float) -> Select[Any]:
 
 def _due(conn: Connection, kind: Kind, limit: int, now: float, max_wait: float | None) -> list[Any]:
     """The oldest due rows; stranded ones only fill a batch the due ones left room in."""
-    query = _oldest_due(kind, limit, now)
     if kind is Kind.STEP:
-        query = query.join(known, known.c.dossier == outbox.c.dossier)
-    rows = list(conn.execute(query).fetchall())
+        rows = _held_due_steps(conn, limit, now, later=now + _set_aside_for(max_wait))
+    else:
+        rows = list(conn.execute(_oldest_due(kind, limit, now)).fetchall())
     if max_wait is None or len(rows) >= limit:
         return rows
     extra = _stranded(kind, limit - len(rows), now + max_wait)
     if kind is Kind.STEP:
         extra = extra.join(known, known.c.dossier == outbox.c.dossier)
     return rows + list(conn.execute(extra).fetchall())
+
+
+#: How long a step whose dossier the portal does not hold is set aside before a claim looks
+#: at it again. Its header's acknowledgement (or a reconciliation finding the dossier held)
+#: brings it back at once, so this only bounds the wait when neither tells the store.
+SET_ASIDE_SECONDS = 300.0
+
+
+def _set_aside_for(max_wait: float | None) -> float:
+    """Never beyond `max_wait`: a step due later than that would pass for stranded."""
+    return SET_ASIDE_SECONDS if max_wait is None else min(SET_ASIDE_SECONDS, max_wait)
+
+
+def _held_due_steps(conn: Connection, limit: int, now: float, *, later: float) -> list[Any]:
+    """The oldest due steps of dossiers the portal holds; the others are set aside.
+
+    Steps behind a refused or invalid dossier stay pending until it is fixed, and they are
+    the oldest due ones: left due, every claim walked past all of them before it found a
+    step it could send, so a claim cost more with every invalid dossier waiting. Each is now
+    looked at once, then due again only at `later` or when its dossier becomes held
+    (`release_steps`). The loop ends: each turn that goes on has set aside a full window.
+    """
+    query = (
+        _oldest_due(Kind.STEP, limit, now)
+        .outerjoin(known, known.c.dossier == outbox.c.dossier)
+        .add_columns(known.c.dossier.is_not(None))
+    )
+    while True:
+        rows = conn.execute(query).fetchall()
+        blocked = [row for row in rows if not row[-1]]
+        if blocked:
+            _reschedule(conn, [row.id for row in blocked], later)
+            dossiers = [{"dossier": d} for d in sorted({row.dossier for row in blocked})]
+            conn.execute(upsert(conn, waiting).on_conflict_do_nothing(), dossiers)
+        if len(blocked) < len(rows) or len(rows) < limit:
+            return [row for row in rows if row[-1]]
+
+
+def _reschedule(conn: Connection, item_ids: Sequence[int], at: float) -> None:
+    for part in chunks(item_ids):
+        conn.execute(
+            update(outbox).where(among(conn, outbox.c.id, part)).values(next_attempt_at=at)
+        )
+
+
+def release_steps(conn: Connection, dossiers: Sequence[str], now: float) -> None:
+    """Steps of dossiers the portal now holds, set aside or waiting out a backoff, due now.
+
+    The portal just acknowledged (or was found to hold) each dossier: the reason a step of
+    it was set aside is gone, and the portal is answering. Only dossiers in `waiting` had
+    steps set aside, so the outbox is searched for those alone, and by dossier alone: given
+    the state and kind too, SQLite searches the due index for every step due later.
+    """
+    later: list[int] = []
+    for part in chunks(sorted(set(dossiers))):
+        found = list(
+            conn.scalars(select(waiting.c.dossier).where(among(conn, waiting.c.dossier, part)))
+        )
+        if not found:
+            continue
+        conn.execute(delete(waiting).where(among(conn, waiting.c.dossier, found)))
+        query = select(outbox.c.id, outbox.c.state, outbox.c.kind, outbox.c.next_attempt_at).where(
+            among(conn, outbox.c.dossier, found)
+        )
+        later.extend(
+            item_id
+            for item_id, state, kind, due_at in conn.execute(query)
+            if state == State.PENDING.value and kind == Kind.STEP.value and due_at > now
+        )
+    _reschedule(conn, later, now)
 
 
 def _is_due(now: float, max_wait: float | None) -> ColumnElement[bool]:
@@ -300,6 +374,7 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
         )
         conn.execute(statement, list(held.values()))
         conn.execute(upsert(conn, owners).on_conflict_do_nothing(), list(owner.values()))
+        release_steps(conn, list(held), now)
 
 
 def recover(conn: Connection) -> int:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, delete, update
 
 from connector.core.records import State
+from connector.store.delivery import release_steps
 from connector.store.engine import upsert
 from connector.store.rows import chunks
 from connector.store.schema import known, outbox
@@ -26,6 +27,7 @@ def set_known(conn: Connection, dossier: str, held: bool, *, now: float) -> None
         return
     row = {"dossier": dossier, "acked_hash": "", "acked_at": now}
     conn.execute(upsert(conn, known).values(row).on_conflict_do_nothing())
+    release_steps(conn, [dossier], now)
 
 
 def requeue(conn: Connection, item_ids: Sequence[int], *, now: float) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy import Row
 from connector.core.hashing import canonical_json, digest
 from connector.core.records import Kind, Mapped, State
 from connector.ports import OutboxItem
+from connector.store.schema import outbox
 
 #: How many values one `IN (...)` list carries: far below every backend's parameter limit.
 CHUNK = 500
@@ -54,12 +55,14 @@ def new_row(item: Mapped, state: State, *, now: float) -> dict[str, Any]:
     }
 
 
+_WIDTH = len(outbox.columns)
 _KINDS = {kind.value: kind for kind in Kind}
 _STATES = {state.value: state for state in State}
 
 
 def to_item(row: Row[Any], *, updating: bool = False) -> OutboxItem:
-    """An `OutboxItem` from a full outbox row (`select(outbox)`, columns in table order).
+    """An `OutboxItem` from a full outbox row (`select(outbox)`, columns in table order,
+    maybe followed by others, which are ignored).
 
     Unpacked by position: on the claim path a row's attribute access by name costs more
     than everything else done with it.
@@ -80,7 +83,7 @@ def to_item(row: Row[Any], *, updating: bool = False) -> OutboxItem:
         last_message,
         created_at,
         updated_at,
-    ) = tuple(row)
+    ) = row[:_WIDTH]
     return OutboxItem(
         id=item_id,
         kind=_KINDS[kind],

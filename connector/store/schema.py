@@ -2,8 +2,9 @@
 
 `outbox` holds every message ever queued, one row per header version or step; `known` is
 what the portal is known to hold; `owners` is which local record each dossier number the
-portal acknowledged belongs to; `cursors` is where each source stream stopped; `audit` is
-a hash-chained trail of sends and replies; `meta` holds the schema version and small facts.
+portal acknowledged belongs to; `waiting` lists dossiers whose steps were set aside until
+the portal holds them; `cursors` is where each source stream stopped; `audit` is a
+hash-chained trail of sends and replies; `meta` holds the schema version and small facts.
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ owners = Table(
     Column("source_ref", String(255), nullable=False),
     Column("acked_at", Float, nullable=False),
     Index("ix_owners_source_ref", "source_ref", unique=True),
+)
+
+# Dossiers a claim found steps of while the portal did not hold them, and set those steps
+# aside (`delivery.release_steps`): the acknowledgement of a header need only look for steps
+# to bring back when its dossier is here, which it seldom is.
+waiting = Table(
+    "waiting",
+    metadata,
+    Column("dossier", String(255), primary_key=True),
 )
 
 cursors = Table(

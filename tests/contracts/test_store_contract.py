@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from connector.core.hashing import content_hash
 from connector.core.records import Kind, Mapped, Problem, State
 from connector.errors import StoreBusy, StoreError
 from connector.ports import Settlement, Store
-from connector.store import SqlStore
+from connector.store import SqlStore, delivery
 from connector.store import ingest as ingest_module
 from connector.store.rows import new_row
-from connector.store.schema import outbox
+from connector.store.schema import known, outbox
 
 PG_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
 T0 = 1_000_000.0
@@ -420,6 +421,57 @@ def test_steps_wait_for_their_dossier(store: SqlStore) -> None:
     acknowledge(store, Kind.HEADER)
     assert store.blocked_steps() == 0
     assert len(store.claim(Kind.STEP, 10, now=T0)) == 1
+
+
+def due_times(store: Store, dossier: str) -> list[float]:
+    steps = [i for i in store.items() if i.dossier == dossier and i.kind is Kind.STEP]
+    return sorted(i.next_attempt_at for i in steps)
+
+
+def test_blocked_steps_are_set_aside_and_come_back_with_their_header(store: Store) -> None:
+    """A claim sets aside the steps it cannot send, however many come before the ones it
+    can, so the next claims do not walk them again; the header's acknowledgement brings
+    them back at once."""
+    blocked = [step("B", f"2026010100000{n}") for n in range(3)]
+    store.ingest("steps", blocked, None, now=T0)
+    store.ingest("dossiers", [header("D1"), step("D1", "20260101080000")], None, now=T0 + 1)
+    acknowledge(store, Kind.HEADER, now=T0 + 1)
+    assert [i.dossier for i in store.claim(Kind.STEP, 2, now=T0 + 2)] == ["D1"]
+    assert due_times(store, "B") == [T0 + 2 + delivery.SET_ASIDE_SECONDS] * 3
+    assert store.blocked_steps() == 3
+    store.ingest("dossiers", [header("B")], None, now=T0 + 3)
+    acknowledge(store, Kind.HEADER, now=T0 + 4)
+    assert due_times(store, "B") == [T0 + 4] * 3
+    claimed = [i.key for i in store.claim(Kind.STEP, 10, now=T0 + 4) if i.dossier == "B"]
+    assert claimed == [s.key for s in blocked]
+
+
+def test_set_aside_never_reaches_the_stranded_horizon(store: Store) -> None:
+    """With `max_wait` shorter than the set-aside time, a step waits `max_wait` at most:
+    beyond it, it would be taken for a step stranded by the clock going back."""
+    store.ingest("steps", [step("B", "20260101000000")], None, now=T0)
+    assert store.claim(Kind.STEP, 10, now=T0, max_wait=60) == []
+    assert due_times(store, "B") == [T0 + 60]
+
+
+def test_set_known_brings_set_aside_steps_back(store: Store) -> None:
+    """A reconciliation finding the dossier held frees its steps like an acknowledgement."""
+    store.ingest("steps", [step("B", "20260101000000")], None, now=T0)
+    assert store.claim(Kind.STEP, 10, now=T0) == []
+    store.set_known("B", True, now=T0 + 5)
+    assert len(store.claim(Kind.STEP, 10, now=T0 + 5)) == 1
+
+
+def test_set_aside_steps_are_looked_at_again_in_time(store: SqlStore) -> None:
+    """A dossier held without the store being told (a restored `known` table) still gets
+    its steps sent, once the set-aside time has passed."""
+    store.ingest("steps", [step("B", "20260101000000")], None, now=T0)
+    assert store.claim(Kind.STEP, 10, now=T0) == []
+    with store.engine.begin() as conn:
+        conn.execute(insert(known).values(dossier="B", acked_hash="", acked_at=T0))
+    later = T0 + delivery.SET_ASIDE_SECONDS
+    assert store.claim(Kind.STEP, 10, now=later - 1) == []
+    assert len(store.claim(Kind.STEP, 10, now=later)) == 1
 
 
 def test_claimed_steps_are_in_time_order_per_dossier(store: Store) -> None:

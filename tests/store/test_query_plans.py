@@ -47,7 +47,14 @@ def _exercise(store: SqlStore) -> None:
     )
     claimed = store.claim(Kind.STEP, 10, now=T0 + 3, max_wait=600)
     store.settle([Settlement(item_id=i.id, state=State.ACKED) for i in claimed], now=T0 + 3)
-    store.ingest("dossiers", [header("D2", "3")], None, now=T0 + 4)
+    store.ingest("dossiers", [header("D2", "3"), header("D3")], None, now=T0 + 4)
+    claimed = store.claim(Kind.HEADER, 10, now=T0 + 4)  # D3 held: its steps set aside return
+    store.settle(
+        [Settlement(item_id=i.id, state=State.ACKED, kind=Kind.HEADER) for i in claimed],
+        now=T0 + 4,
+    )
+    store.ingest("dossiers", [broken(header("D4"))], None, now=T0 + 5)
+    store.ingest("steps", [step("D4", "20260101000001")], None, now=T0 + 5)
     store.blocked_steps()
     store.blocked_dossiers()
     store.oldest_pending_age(T0 + 5)
