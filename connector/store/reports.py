@@ -76,24 +76,6 @@ def acked_since(conn: Connection, since: float) -> dict[Kind, int]:
     return {Kind(kind): n for kind, n in conn.execute(query)}
 
 
-def next_due(conn: Connection) -> float | None:
-    """The earliest wake-up among pending items that a claim could return.
-
-    Steps whose dossier the portal does not hold yet are left out: they cannot be claimed,
-    and counting them would wake the push job in a loop until their header is acknowledged.
-    """
-    headers = select(func.min(outbox.c.next_attempt_at)).where(
-        _PENDING, outbox.c.kind == Kind.HEADER.value
-    )
-    steps = (
-        select(func.min(outbox.c.next_attempt_at))
-        .join(known, known.c.dossier == outbox.c.dossier)
-        .where(_PENDING, outbox.c.kind == Kind.STEP.value)
-    )
-    found = [t for t in (conn.scalar(headers), conn.scalar(steps)) if t is not None]
-    return min(found) if found else None
-
-
 def blocked_steps(conn: Connection) -> int:
     """Pending steps waiting for their dossier's header to be acknowledged.
 

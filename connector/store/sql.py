@@ -182,10 +182,6 @@ class SqlStore:
         with self._read("throughput") as conn:
             return reports.acked_since(conn, since)
 
-    def next_due(self) -> float | None:
-        with self._read("next due") as conn:
-            return reports.next_due(conn)
-
     def blocked_steps(self) -> int:
         with self._read("blocked steps") as conn:
             return reports.blocked_steps(conn)

@@ -601,17 +601,6 @@ def test_purge_drops_old_finished_rows(store: Store) -> None:
     assert sorted(i.state for i in store.items()) == [State.INVALID, State.PENDING]
 
 
-def test_next_due_ignores_blocked_steps(store: Store) -> None:
-    """The wake-up is the earliest claimable pending item, None when nothing can go."""
-    assert store.next_due() is None
-    store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
-    assert store.next_due() is None
-    store.ingest("dossiers", [header("D1")], None, now=T0 + 10)
-    assert store.next_due() == T0 + 10
-    acknowledge(store, Kind.HEADER, now=T0 + 10)
-    assert store.next_due() == T0
-
-
 def test_counts_and_reports(store: SqlStore) -> None:
     """Counts, filters, history, ages and dead-letter statistics describe the outbox."""
     store.ingest("dossiers", [header("D1"), step("D1", "20260101000000")], None, now=T0)

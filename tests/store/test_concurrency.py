@@ -26,7 +26,7 @@ def _pull(store: SqlStore, errors: list[BaseException]) -> None:
 
 def _push(store: SqlStore, errors: list[BaseException], done: threading.Event) -> None:
     try:
-        while not done.is_set() or store.next_due() is not None:
+        while not done.is_set() or store.counts().get((Kind.HEADER, State.PENDING)):
             claimed = store.claim(Kind.HEADER, 7, now=1e9)
             acks = [Settlement(item_id=i.id, state=State.ACKED) for i in claimed]
             store.settle(acks, now=1e9)

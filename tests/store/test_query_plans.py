@@ -58,7 +58,6 @@ def _exercise(store: SqlStore) -> None:
     store.blocked_steps()
     store.blocked_dossiers()
     store.oldest_pending_age(T0 + 5)
-    store.next_due()
 
 
 def test_no_statement_walks_a_whole_kind_or_state(store: SqlStore) -> None:
