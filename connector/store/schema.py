@@ -143,7 +143,11 @@ meta = Table(
 def create_schema(engine: Engine) -> None:
     """Create missing tables and record the schema version; safe to run at every start."""
     with engine.begin() as conn:
-        fill_owners = not inspect(conn).has_table("owners")
+        present = set(inspect(conn).get_table_names())
+        for table in metadata.sorted_tables:
+            if present and table.name not in present:  # a store made by an earlier version
+                log.info("adding a new table to the state store", table=table.name)
+        fill_owners = "owners" not in present
         metadata.create_all(conn)
         _add_missing_indexes(conn)
         if fill_owners:

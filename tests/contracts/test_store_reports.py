@@ -154,6 +154,21 @@ def test_store_made_before_the_pending_index_gets_it(tmp_path: Path) -> None:
     store.close()
 
 
+def test_store_made_before_waiting_gets_it(tmp_path: Path) -> None:
+    """Opening a store made without the `waiting` table adds it, and claims can set aside."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore.open(url)
+    store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE waiting")
+    store.close()
+    store = SqlStore.open(url)
+    assert store.claim(Kind.STEP, 10, now=T0) == []
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT dossier FROM waiting").scalars().all() == ["D1"]
+    store.close()
+
+
 def test_blocked_dossiers_say_why_their_steps_wait(store: SqlStore) -> None:
     """Each dossier with blocked steps comes once, longest waiting first, with its newest
     header (or none): what an operator needs to unblock it. Held dossiers never appear."""
