@@ -138,15 +138,21 @@ def test_backlog_reports_read_the_pending_rows_alone(store: SqlStore) -> None:
         assert "ix_outbox_pending" in plan, plan
 
 
-def test_store_made_before_the_pending_index_gets_it(tmp_path: Path) -> None:
-    """Opening a store made without an index of this version builds it, once."""
+def reopened_without(tmp_path: Path, drop: str) -> SqlStore:
+    """A store holding one blocked step, made as an earlier version would have (`drop`
+    undoes what this version adds), then opened again."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     store = SqlStore.open(url)
     store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_outbox_pending")
+        conn.exec_driver_sql(drop)
     store.close()
-    store = SqlStore.open(url)
+    return SqlStore.open(url)
+
+
+def test_store_made_before_the_pending_index_gets_it(tmp_path: Path) -> None:
+    """Opening a store made without an index of this version builds it, once."""
+    store = reopened_without(tmp_path, "DROP INDEX ix_outbox_pending")
     with store.engine.connect() as conn:
         names = {ix["name"] for ix in inspect(conn).get_indexes("outbox")}
     assert "ix_outbox_pending" in names
@@ -156,13 +162,7 @@ def test_store_made_before_the_pending_index_gets_it(tmp_path: Path) -> None:
 
 def test_store_made_before_waiting_gets_it(tmp_path: Path) -> None:
     """Opening a store made without the `waiting` table adds it, and claims can set aside."""
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    store = SqlStore.open(url)
-    store.ingest("steps", [step("D1", "20260101000000")], None, now=T0)
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE waiting")
-    store.close()
-    store = SqlStore.open(url)
+    store = reopened_without(tmp_path, "DROP TABLE waiting")
     assert store.claim(Kind.STEP, 10, now=T0) == []
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT dossier FROM waiting").scalars().all() == ["D1"]
