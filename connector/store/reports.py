@@ -13,7 +13,6 @@ from connector.store.engine import among
 from connector.store.rows import chunks, to_item, to_items
 from connector.store.schema import PENDING_LITERAL, known, outbox
 
-_PENDING = outbox.c.state == State.PENDING.value
 #: The same condition as `ix_outbox_pending`'s, word for word, so the backlog queries below
 #: read that index (the pending rows alone) instead of one holding every row ever queued.
 _BACKLOG = outbox.c.state == PENDING_LITERAL
