@@ -84,6 +84,25 @@ def after_throttle(
     return Retry(at=now + _delay(policy, attempts, retry_after, jitter))
 
 
+#: The longest wait between two calls while the portal fails every call: a probe a minute
+#: finds it back soon enough, and costs one batch.
+OUTAGE_PROBE_SECONDS = 60.0
+
+
+def outage_wait(policy: RetryPolicy, failures: int) -> float | None:
+    """How long every portal call waits after `failures` failed calls in a row.
+
+    One failure says nothing about the portal as a whole: the batch backs off and the others
+    go on (None). From the second in a row the portal is taken as down: no call until the
+    wait has passed, growing from `initial` to at most a minute, so an outage is probed with
+    one batch at a time instead of walking the whole backlog.
+    """
+    if failures < 2:
+        return None
+    wait: float = min(policy.cap, OUTAGE_PROBE_SECONDS, policy.initial * 2 ** (failures - 2))
+    return wait
+
+
 def _delay(policy: RetryPolicy, attempts: int, retry_after: float | None, jitter: float) -> float:
     delay: float = min(policy.cap, policy.initial * 2 ** max(attempts - 1, 0))
     delay = delay * (0.5 + jitter / 2)

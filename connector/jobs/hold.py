@@ -1,9 +1,10 @@
-"""The portal-wide pause a Retry-After asks for, shared by every job that calls the portal.
+"""The portal-wide pause, shared by every job that calls the portal.
 
-A 429 (or a 5xx with Retry-After) is about the portal, not the batch that met it: until the
-hint has passed, no job calls the portal at all (push claims nothing, reconcile looks
-nothing up). Runtime state only: after a restart the first call may meet the throttle
-again, which sets the hold anew (a throttled call never counts as an item's attempt).
+A 429 (or a 5xx with Retry-After) is about the portal, not the batch that met it, and so
+are calls failing one after the other (an outage, see `delivery.outage_wait`): until the
+wait has passed, no job calls the portal at all (push claims nothing, reconcile looks
+nothing up). Runtime state only: after a restart the first call may meet the throttle or
+the outage again, which sets the hold anew (neither counts as an item's attempt).
 """
 
 from __future__ import annotations
@@ -30,14 +31,23 @@ class PortalHold:
 
     until: float = 0.0  # monotonic seconds
     reason: str = ""  # the failure that asked for the wait, for the status page
+    cause: str = "the portal's Retry-After"  # what the wait is for, for the status page
 
-    def hold(self, seconds: float, *, monotonic: float, reason: str) -> float:
+    def hold(
+        self,
+        seconds: float,
+        *,
+        monotonic: float,
+        reason: str,
+        cause: str = "the portal's Retry-After",
+    ) -> float:
         """Hold for `seconds` (bounded) from `monotonic`; returns the seconds held for.
         A hold already running longer is kept."""
         seconds = bounded(seconds) or 0.0
         if monotonic + seconds > self.until:
             self.until = monotonic + seconds
             self.reason = reason
+            self.cause = cause
         return seconds
 
     def remaining(self, monotonic: float) -> float:
@@ -49,6 +59,5 @@ class PortalHold:
         left = self.remaining(monotonic)
         until = datetime.fromtimestamp(now + left, UTC).isoformat(timespec="seconds")
         return (
-            f"waiting for the portal's Retry-After: no calls until {until} "
-            f"({left:.0f} s left); {self.reason}"
+            f"waiting for {self.cause}: no calls until {until} ({left:.0f} s left); {self.reason}"
         )

@@ -72,6 +72,7 @@ class PushJob:
         self._refusals = 0
         self._hold = health.portal_hold  # the portal's Retry-After, shared with reconcile
         self._troubled = False  # this round met a transient failure: not a success
+        self._failures = 0  # portal calls failed in a row; from the second, an outage
         self._bucket = (
             TokenBucket(max_items_per_second, now=clock.monotonic())
             if max_items_per_second > 0
@@ -129,10 +130,14 @@ class PushJob:
         # stops every claim until the hint has passed, and then it is due anyway. After a
         # restart (the hold is gone) it may be: one call, a 429 again, the hold is back, and
         # no attempt is counted.
+        #
+        # While the portal seems down (calls failing in a row), each call after the wait is a
+        # probe carrying one item, so a batch with an item the portal chokes on cannot
+        # keep the connector from finding out that the portal is back.
         items = await self._db(
             self._store.claim,
             kind,
-            self._batch[kind],
+            1 if self._failures > 1 else self._batch[kind],
             now=self._clock.now(),
             max_wait=self._policy.cap,
         )
@@ -193,6 +198,7 @@ class PushJob:
             )
             self._metrics.calls.labels(service, "refused").inc()
             raise
+        self._failures = 0
         self._metrics.call_seconds.labels(service).observe(time.perf_counter() - started)
         self._metrics.calls.labels(service, "ok").inc()
         await self._settle_reply(kind, items, reply, call, digest, repair=repair)
@@ -267,10 +273,11 @@ class PushJob:
                 now = self._clock.now()
                 reason = f"lookup failed: {exc.reason}"
                 hint = bounded(exc.retry_after)
-                retry = self._retry(item, now, hint, reason, counted=not exc.throttled)
+                retry = self._retry(item, now, hint, reason, why=self._failed_call(exc))
                 await self._db(self._store.settle, [retry], now=now)
                 self._pause(exc, hint)
                 continue
+            self._failures = 0
             await self._db(
                 self._store.set_known, item.dossier, view is not None, now=self._clock.now()
             )
@@ -285,8 +292,8 @@ class PushJob:
     ) -> None:
         now = self._clock.now()
         hint = bounded(exc.retry_after)
-        counted = not exc.throttled  # a 429 is the portal's limit, not the items' fault
-        settlements = [self._retry(i, now, hint, exc.reason, counted=counted) for i in items]
+        why = self._failed_call(exc)
+        settlements = [self._retry(i, now, hint, exc.reason, why=why) for i in items]
         await self._db(self._store.settle, settlements, now=now)
         await self._audit(
             AuditEvent(
@@ -310,21 +317,44 @@ class PushJob:
             items=len(items),
             reason=exc.reason,
             retry_after=exc.retry_after,
+            failed_in_a_row=self._failures,
         )
 
     def _held(self) -> bool:
         return self._hold.remaining(self._clock.monotonic()) > 0
 
+    def _failed_call(self, exc: PortalTransient) -> str:
+        """Count a failed call and say why it failed: 'transient' (an attempt of the items
+        it carried), 'throttled' or 'outage' (neither counts).
+
+        A 429 is the portal's limit (it answered, so it is up), and a failure right after
+        another one is the portal being down: neither is the items' fault, so neither
+        brings them nearer to being parked. Otherwise a long outage would park the whole
+        backlog, one batch after the other, and the portal would get nothing when it came
+        back.
+        """
+        if exc.throttled:
+            return "throttled"
+        self._failures += 1
+        return "transient" if self._failures == 1 else "outage"
+
     def _pause(self, exc: PortalTransient, hint: float | None) -> None:
-        """Hold every portal call when the portal asked for a wait: Retry-After, or a 429
-        without one (then the outbox's first backoff)."""
+        """Hold every portal call when the portal asked for a wait (Retry-After, or a 429
+        without one: then the outbox's first backoff) or seems down (`outage_wait`)."""
         self._troubled = True
-        if hint is None and not exc.throttled:
+        outage = delivery.outage_wait(self._policy, self._failures)
+        throttled = self._policy.initial if exc.throttled else None
+        waits = [w for w in (hint, throttled, outage) if w is not None]
+        if not waits:
             return
-        seconds = self._policy.initial if hint is None else hint
-        seconds = self._hold.hold(seconds, monotonic=self._clock.monotonic(), reason=exc.reason)
+        asked = hint is not None or exc.throttled
+        cause = "the portal's Retry-After" if asked else "the portal to come back"
+        reason = exc.reason if asked else f"{self._failures} calls failed in a row: {exc.reason}"
+        seconds = self._hold.hold(
+            max(waits), monotonic=self._clock.monotonic(), reason=reason, cause=cause
+        )
         self._waiting()
-        log.warning("portal asked to wait; no portal calls until then", wait_s=seconds)
+        log.warning("no portal calls for a while", wait_s=seconds, waiting_for=cause)
 
     def _waiting(self) -> None:
         now, monotonic = self._clock.now(), self._clock.monotonic()
@@ -338,32 +368,27 @@ class PushJob:
         retry_after: float | None,
         reason: str,
         *,
-        counted: bool = True,
+        why: str = "transient",
     ) -> Settlement:
-        if not counted:  # not the item's fault: no attempt counted, never parked for it
+        """The item's next attempt after a failed call (`why`, see `_failed_call`)."""
+        jitter = self._rng.random()
+        if why == "throttled":  # the portal's limit: no attempt counted, never parked for it
             throttled = delivery.after_throttle(
                 self._policy,
                 attempts=item.attempts,
                 now=now,
                 retry_after=retry_after,
-                jitter=self._rng.random(),
+                jitter=jitter,
             )
-            return Settlement(
-                item_id=item.id,
-                state=State.PENDING,
-                code="throttled",
-                message=reason,
-                next_attempt_at=throttled.at,
-                count_attempt=False,
-                kind=item.kind,
-            )
+            return self._pending(item, why, reason, throttled.at)
+        counted = why == "transient"  # in an outage only the age limit can park the item
         decision = delivery.after_transient(
             self._policy,
-            attempts=item.attempts + 1,
+            attempts=item.attempts + (1 if counted else 0),
             created_at=item.created_at,
             now=now,
             retry_after=retry_after,
-            jitter=self._rng.random(),
+            jitter=jitter,
         )
         if isinstance(decision, delivery.Park):
             return Settlement(
@@ -373,12 +398,17 @@ class PushJob:
                 message=f"{decision.reason}; last error: {reason}",
                 kind=item.kind,
             )
+        return self._pending(item, why, reason, decision.at)
+
+    @staticmethod
+    def _pending(item: OutboxItem, why: str, reason: str, at: float) -> Settlement:
         return Settlement(
             item_id=item.id,
             state=State.PENDING,
-            code="transient",
+            code=why,
             message=reason,
-            next_attempt_at=decision.at,
+            next_attempt_at=at,
+            count_attempt=why == "transient",
             kind=item.kind,
         )
 

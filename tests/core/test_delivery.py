@@ -13,6 +13,7 @@ from connector.core.delivery import (
     after_transient,
     halves,
     judge,
+    outage_wait,
 )
 from connector.core.records import BatchReply, Outcome, OutcomeStatus
 
@@ -65,6 +66,17 @@ def test_throttling_waits_at_least_retry_after_without_growing_the_backoff() -> 
     """Retry-After is a floor; the backoff is the one of the failures counted so far."""
     assert after_throttle(POLICY, attempts=0, now=0, retry_after=3600) == Retry(at=3600)
     assert after_throttle(POLICY, attempts=2, now=0, jitter=1.0) == Retry(at=20.0)
+
+
+def test_one_failed_call_is_no_outage_and_a_run_of_them_waits_longer_up_to_a_minute() -> None:
+    """A single failure holds nothing; from the second in a row the wait doubles from
+    `initial`, bounded by the policy's cap and by a minute between probes."""
+    assert outage_wait(POLICY, 0) is None
+    assert outage_wait(POLICY, 1) is None
+    assert [outage_wait(POLICY, n) for n in (2, 3, 4, 5)] == [10.0, 20.0, 40.0, 60.0]
+    assert outage_wait(POLICY, 50) == 60.0
+    short = RetryPolicy(max_attempts=5, initial=1.0, cap=4.0)
+    assert [outage_wait(short, n) for n in (2, 3, 4, 5)] == [1.0, 2.0, 4.0, 4.0]
 
 
 def test_policy_rejects_nonsense() -> None:

@@ -48,6 +48,32 @@ async def test_ten_minute_outage_with_a_fast_clock(rig: Rig) -> None:
     assert_clean(rig.check())
 
 
+async def test_an_outage_longer_than_every_backoff_parks_nothing(rig: Rig) -> None:
+    """A portal down for three hours (of injected time) under the default retry policy:
+    twelve attempts from 5 s doubling to 15 min would park every item tried within the
+    first hour. Calls failing one after the other are the portal's outage, not the items'
+    fault: nothing is parked, the portal is probed about once a minute, and everything
+    arrives once when it returns."""
+    clock = FastClock(speed=400.0)
+    with rig.portal() as sandbox:
+        rig.admin("/_sandbox/outage", {"seconds": 27})
+        settings = rig.settings(
+            sandbox.url, delivery={"backoff_initial": 5, "backoff_max": 900, "max_attempts": 12}
+        )
+        app = App(settings, clock=clock)
+        started = clock.now()
+        try:
+            await drive(app, until=rig.drained, timeout=90)
+        finally:
+            await close_app(app)
+        stats = rig.stats()
+    assert clock.now() - started >= 3 * 3600, "the outage must span three hours"
+    # About a probe a minute (each with its tries within the call and its login), not more.
+    assert 0 < stats["faults"].get("outage", 0) < 600, stats["faults"]
+    assert app.health.push.state == "ok"
+    assert_clean(rig.check())
+
+
 async def test_429_storm_honours_retry_after(rig: Rig) -> None:
     """Throttled calls wait at least Retry-After and nothing is dead-lettered for it."""
     clock = FastClock(speed=1.0)

@@ -1,4 +1,4 @@
-"""Retry-After holds the whole connector, not just the items that met it.
+"""Retry-After and outages hold the whole connector, not just the items that met them.
 
 The push job runs against the REST adapter over a scripted HTTP transport (respx) and a
 real SQLite outbox, on a clock the test moves by hand: nothing here waits in real time.
@@ -6,7 +6,7 @@ real SQLite outbox, on a clock the test moves by hand: nothing here waits in rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,29 @@ POLICY = RetryPolicy(max_attempts=3, initial=5.0, cap=900.0, park_after=7 * 24 *
 
 
 class Script:
-    """The portal's service endpoint: queued replies first, then success; every call noted."""
+    """The portal's service endpoint: queued replies first, then success; every call noted.
+
+    `down` makes every call a 503 without Retry-After while it says so; `poison` makes
+    every call carrying that dossier one.
+    """
 
     def __init__(self) -> None:
         self.replies: list[httpx.Response] = []
         self.services: list[str] = []
+        self.sizes: list[int] = []  # items carried by each call
+        self.down: Callable[[], bool] = lambda: False
+        self.poison: str | None = None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = body_of(request)
         self.services.append(str(body["service"]))
+        data = body.get("data", [])
+        self.sizes.append(len(data) if isinstance(data, list) else 1)
         if self.replies:
             return self.replies.pop(0)
+        carried = {entry.get("MaHoSo") for entry in data} if isinstance(data, list) else set()
+        if self.down() or self.poison in carried:
+            return httpx.Response(503, text="service unavailable")
         if body["service"] == LOOKUP:
             return ok(result=[{"MaHoSo": body["mahoso"], "SoBuocXuLy": "0"}])
         return ok()
@@ -296,3 +308,56 @@ async def test_reconcile_and_push_share_the_hold(rig: Rig) -> None:
     await rig.push.drain(max_seconds=60)
     assert rig.delivered()
     assert rig.attempts() == {}
+
+
+async def test_a_long_outage_parks_nothing_and_is_probed_one_item_at_a_time(rig: Rig) -> None:
+    """The portal answers 503 (no Retry-After) for six hours, longer than the backoff of
+    every attempt allowed. Only the first failed call counts an attempt; from the second
+    in a row every call waits (growing to a minute) and carries one item. Nothing is
+    parked, the portal is found back within a minute, and everything is delivered."""
+    end = rig.clock.monotonic() + 6 * HOUR
+    rig.script.down = lambda: rig.clock.monotonic() < end
+    for _ in range(3000):  # 10 s steps to two minutes before the end
+        if rig.clock.monotonic() >= end - 120:
+            break
+        await rig.push.drain(max_seconds=60)
+        _no_dead(rig)
+        rig.clock.advance(10)
+    assert rig.clock.monotonic() >= end - 120
+    assert rig.health.push.state == "retrying"
+    assert "calls failed in a row" in (rig.health.push.last_error or "")
+    counted = rig.attempts()
+    assert len(counted) == 5 and set(counted.values()) == {1}  # the first call's group alone
+    calls = len(rig.script.services)
+    # Two calls of five (three tries each within the call), then probes of one.
+    assert rig.script.sizes[:6] == [5] * 6 and set(rig.script.sizes[6:]) == {1}
+    assert calls <= 3 * (6 * HOUR / 60 + 10), calls  # a probe a minute, three tries each
+
+    for _ in range(100):  # on to the end of the outage, and until all is delivered
+        await rig.push.drain(max_seconds=60)
+        if rig.delivered():
+            break
+        rig.clock.advance(10)
+    assert rig.delivered()
+    assert rig.clock.monotonic() - end <= 80  # found back within about a minute
+    assert rig.attempts() == counted
+    _no_dead(rig)
+    assert rig.health.push.state == "ok"
+
+
+async def test_a_batch_the_portal_keeps_failing_is_still_parked(rig: Rig) -> None:
+    """Every call carrying one dossier fails with 503 while the others succeed: its
+    failures are not an outage, so it is parked after max_attempts (with at most the
+    batch it first went in), not retried for ever, and every other dossier is delivered."""
+    poison = rig.dossiers[0]
+    rig.script.poison = poison
+    for _ in range(200):
+        await rig.push.drain(max_seconds=60)
+        if (Kind.HEADER, State.PENDING) not in rig.states():
+            break
+        rig.clock.advance(30)
+    states = {item.key: item.state for item in rig.all(Kind.HEADER)}
+    assert states[poison] == State.PARKED
+    parked = {key for key, state in states.items() if state == State.PARKED}
+    assert len(parked) <= 5  # the five dossiers of its first call at most
+    assert all(state == State.ACKED for key, state in states.items() if key not in parked)
