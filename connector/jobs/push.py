@@ -167,10 +167,15 @@ class PushJob:
 
     async def _deliver(
         self, kind: Kind, items: list[OutboxItem], call: Call, *, repair: bool = True
-    ) -> None:
-        """Send one batch and settle every item in it (recursively for splits and repairs)."""
+    ) -> bool:
+        """Send one batch and settle every item in it (recursively for splits and repairs).
+
+        False when a call failed or was held back: the caller then sends no further part
+        of a split batch. Those parts stay pending, due, and go in a later round behind the
+        failed ones, so a dossier's later steps never overtake its earlier ones.
+        """
         if self._held():  # an earlier call met a Retry-After: the items stay pending as they are
-            return
+            return False
         service = SERVICE[kind]
         keys = [i.key for i in items]
         digest = combined_hash(i.content_hash for i in items)
@@ -184,7 +189,7 @@ class PushJob:
             reply = await call([i.outgoing for i in items])
         except PortalTransient as exc:
             await self._transient(kind, items, exc, digest)
-            return
+            return False
         except PortalRefused as exc:
             await self._audit(
                 AuditEvent(
@@ -201,7 +206,7 @@ class PushJob:
         self._failures = 0
         self._metrics.call_seconds.labels(service).observe(time.perf_counter() - started)
         self._metrics.calls.labels(service, "ok").inc()
-        await self._settle_reply(kind, items, reply, call, digest, repair=repair)
+        return await self._settle_reply(kind, items, reply, call, digest, repair=repair)
 
     async def _settle_reply(
         self,
@@ -212,7 +217,7 @@ class PushJob:
         digest: str,
         *,
         repair: bool,
-    ) -> None:
+    ) -> bool:
         verdicts = delivery.judge(reply, batch_size=len(items))
         await self._audit(
             AuditEvent(
@@ -225,9 +230,7 @@ class PushJob:
             )
         )
         if verdicts and verdicts[0][0] == Verdict.SPLIT:
-            for half in delivery.halves(items):
-                await self._deliver(kind, half, call, repair=repair)
-            return
+            return await self._deliver_parts(kind, delivery.halves(items), call, repair=repair)
         settlements: list[Settlement] = []
         to_repair: list[OutboxItem] = []
         to_resend: list[OutboxItem] = []
@@ -254,11 +257,19 @@ class PushJob:
         # The reply left these undecided: send them again in smaller batches (each a call of
         # its own in the audit trail) until a reply decides them; a batch of one always is.
         # Halves keep the batch's order, so a dossier's steps stay in time order.
-        for part in delivery.halves(to_resend):
-            if part:
-                await self._deliver(kind, part, call, repair=repair)
+        sent = await self._deliver_parts(kind, delivery.halves(to_resend), call, repair=repair)
         if to_repair:
             await self._repair(to_repair)
+        return sent
+
+    async def _deliver_parts(
+        self, kind: Kind, parts: Sequence[list[OutboxItem]], call: Call, *, repair: bool
+    ) -> bool:
+        """The parts of a batch in order, stopping at the first that is not delivered."""
+        for part in parts:
+            if part and not await self._deliver(kind, part, call, repair=repair):
+                return False
+        return True
 
     async def _repair(self, items: list[OutboxItem]) -> None:
         """isUpdating was wrong: ask the portal what it holds, fix our knowledge, resend."""

@@ -282,11 +282,7 @@ async def test_resending_unknown_steps_terminates_in_one_item_batches_in_time_or
     """A portal that never names what it was sent: every batch shrinks until a batch of one
     takes the call's outcome; the dossier's steps go out in their time order."""
 
-    def names_nothing(data: list[dict[str, Any]]) -> httpx.Response:
-        result = [{"MaHoSo": "OTHER", "error_code": "12"}]
-        return httpx.Response(200, json={"error_code": "12", "message": "x", "result": result})
-
-    sent = serve(mock, names_nothing)
+    sent = serve(mock, _names_nothing)
     outbox = MemoryOutbox([step(n, "A", str(n)) for n in range(1, 5)])
     await job(portal, outbox).round()
 
@@ -301,6 +297,42 @@ async def test_resending_unknown_steps_terminates_in_one_item_batches_in_time_or
         ["3"],
         ["4"],
     ]
+
+
+async def test_when_a_resent_half_fails_the_later_half_waits_for_a_later_round(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """A dossier's four steps come back undecided and are resent in halves. The call with
+    the first half fails (503): the second half is not sent in that round. Sent then, the
+    dossier's later steps would reach the portal before its earlier ones."""
+    replies = iter([_names_nothing])
+
+    def reply(data: list[dict[str, Any]]) -> httpx.Response:
+        first = next(replies, None)
+        if first is not None:
+            return first(data)
+        if data[0]["TrangThai"] == "1":
+            return httpx.Response(503, text="busy")
+        return httpx.Response(200, json={"error_code": 0})
+
+    sent = serve(mock, reply)
+    outbox = MemoryOutbox([step(n, "A", str(n)) for n in range(1, 5)])
+    await job(portal, outbox).round()
+
+    firsts = [call[0]["TrangThai"] for call in sent]
+    assert firsts[0] == "1" and len(sent[0]) == 4
+    assert set(firsts[1:]) == {"1"} and {len(call) for call in sent[1:]} == {2}
+    items = sorted(outbox.items.values(), key=lambda i: i.id)
+    assert [(i.state, i.attempts) for i in items] == [(State.PENDING, 1)] * 2 + [
+        (State.PENDING, 0)
+    ] * 2
+    assert [i.last_code for i in items] == ["transient", "transient", "", ""]
+
+
+def _names_nothing(data: list[dict[str, Any]]) -> httpx.Response:
+    """A failure naming none of the items sent: every one of them is undecided."""
+    result = [{"MaHoSo": "OTHER", "error_code": "12"}]
+    return httpx.Response(200, json={"error_code": "12", "message": "x", "result": result})
 
 
 class UnknownPortal:
