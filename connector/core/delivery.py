@@ -7,7 +7,7 @@ this module owns the long ones that must survive a restart (the outbox's next at
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -136,6 +136,40 @@ def _verdict(outcome: Outcome) -> Verdict:
     if outcome.status == OutcomeStatus.UNKNOWN:
         return Verdict.RESEND
     return Verdict.REJECT
+
+
+def parts(
+    items: Sequence[T], batch: int, *, attempts: Callable[[T], int], max_attempts: int
+) -> list[list[T]]:
+    """`items` in order, cut into calls: the more failed attempts an item has, the smaller
+    the call it goes in, down to one item alone for its last attempt.
+
+    A batch the portal keeps failing on (an item it chokes on) then shrinks call after call
+    until that item goes alone, and the others are sent in other calls instead of being
+    parked with it. The size falls geometrically from `batch` (items that never failed) to
+    1 at `max_attempts - 1` failed attempts, whatever the two settings.
+    """
+    cut: list[list[T]] = []
+    current: list[T] = []
+    limit = batch
+    for item in items:
+        size = _call_size(batch, attempts(item), max_attempts)
+        if current and len(current) >= min(limit, size):
+            cut.append(current)
+            current, limit = [], batch
+        current.append(item)
+        limit = min(limit, size)
+    if current:
+        cut.append(current)
+    return cut
+
+
+def _call_size(batch: int, failed: int, max_attempts: int) -> int:
+    if failed <= 0:
+        return batch
+    if failed >= max_attempts - 1:
+        return 1
+    return max(1, int(batch ** (1 - failed / (max_attempts - 1))))
 
 
 def halves(items: Sequence[T]) -> tuple[list[T], list[T]]:

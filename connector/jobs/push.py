@@ -144,13 +144,22 @@ class PushJob:
         if not items:
             return 0
         if kind == Kind.STEP:
-            await self._deliver(kind, items, self._portal.push_steps)
+            await self._deliver_parts(kind, self._parts(kind, items), self._portal.push_steps)
         else:
             for updating in (False, True):
                 group = [i for i in items if i.updating is updating]
                 if group:
-                    await self._deliver(kind, group, self._headers_call(updating))
+                    call = self._headers_call(updating)
+                    await self._deliver_parts(kind, self._parts(kind, group), call)
         return len(items)
+
+    def _parts(self, kind: Kind, items: list[OutboxItem]) -> list[list[OutboxItem]]:
+        return delivery.parts(
+            items,
+            self._batch[kind],
+            attempts=lambda item: item.attempts,
+            max_attempts=self._policy.max_attempts,
+        )
 
     async def _paced(self, items: int) -> None:
         """Wait for the rate limit's tokens for `items` (no wait without a limit)."""
@@ -263,7 +272,7 @@ class PushJob:
         return sent
 
     async def _deliver_parts(
-        self, kind: Kind, parts: Sequence[list[OutboxItem]], call: Call, *, repair: bool
+        self, kind: Kind, parts: Sequence[list[OutboxItem]], call: Call, *, repair: bool = True
     ) -> bool:
         """The parts of a batch in order, stopping at the first that is not delivered."""
         for part in parts:

@@ -14,6 +14,7 @@ from connector.core.delivery import (
     halves,
     judge,
     outage_wait,
+    parts,
 )
 from connector.core.records import BatchReply, Outcome, OutcomeStatus
 
@@ -133,3 +134,24 @@ def test_halves_cover_everything_once() -> None:
     left, right = halves([1, 2, 3, 4, 5])
     assert left + right == [1, 2, 3, 4, 5]
     assert left and right
+
+
+def test_items_that_failed_go_in_smaller_calls_until_one_goes_alone() -> None:
+    """The call an item goes in shrinks geometrically with its failed attempts, to one
+    item for its last attempt; items that never failed fill whole batches; order is kept."""
+    tried = {"d": 2}  # attempts per item; the others have none
+
+    def cut(items: list[str], batch: int, failed: int | None = None) -> list[list[str]]:
+        def attempts(item: str) -> int:
+            return tried.get(item, 0) if failed is None else failed
+
+        return parts(items, batch, attempts=attempts, max_attempts=5)
+
+    items = list("abcdefghij")
+    # 16 items a call, but the one with "d" holds at most 16 ** (1 - 2/4) = 4.
+    assert cut(items, 16) == [["a", "b", "c", "d"], ["e", "f", "g", "h", "i", "j"]]
+    assert cut(items, 16, failed=0) == [items]
+    assert cut(items, 16, failed=1) == [items[:8], items[8:]]  # 16 ** (3/4)
+    assert cut(items, 16, failed=4) == [[item] for item in items]  # the last attempt
+    assert cut(items, 16, failed=40) == [[item] for item in items]
+    assert cut([], 16) == []
