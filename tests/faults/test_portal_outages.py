@@ -1,6 +1,9 @@
-"""5xx bursts, a ten-minute outage and 429 storms: delivered exactly once, never hammered."""
+"""5xx bursts, outages of ten minutes and three hours, and 429 storms: delivered exactly once,
+never hammered, nothing parked for the portal's fault."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -27,25 +30,11 @@ async def test_5xx_bursts_deliver_exactly_once(rig: Rig) -> None:
 async def test_ten_minute_outage_with_a_fast_clock(rig: Rig) -> None:
     """A portal down for ten minutes (of injected time) costs retries with growing backoff,
     parks nothing, and everything arrives once when it returns."""
-    clock = FastClock(speed=200.0)
-    with rig.portal() as sandbox:
-        rig.admin("/_sandbox/outage", {"seconds": 3.5})
-        settings = rig.settings(
-            sandbox.url, delivery={"backoff_initial": 30, "backoff_max": 600, "max_attempts": 8}
-        )
-        app = App(settings, clock=clock)
-        started = clock.now()
-        try:
-            await drive(app, until=rig.drained, timeout=90)
-        finally:
-            await close_app(app)
-        stats = rig.stats()
-    assert clock.now() - started >= 600, "the outage must span ten minutes of connector time"
-    assert stats["faults"].get("outage", 0) > 0
+    delivery = {"backoff_initial": 30, "backoff_max": 600, "max_attempts": 8}
+    elapsed, faults = await _outage(rig, speed=200.0, seconds=3.5, delivery=delivery)
+    assert elapsed >= 600, "the outage must span ten minutes of connector time"
     # Exponential backoff, not a hot loop: a handful of calls per batch during the outage.
-    assert stats["faults"]["outage"] < 60, stats["faults"]
-    assert app.health.push.state == "ok"
-    assert_clean(rig.check())
+    assert 0 < faults.get("outage", 0) < 60, faults
 
 
 async def test_an_outage_longer_than_every_backoff_parks_nothing(rig: Rig) -> None:
@@ -54,24 +43,32 @@ async def test_an_outage_longer_than_every_backoff_parks_nothing(rig: Rig) -> No
     first hour. Calls failing one after the other are the portal's outage, not the items'
     fault: nothing is parked, the portal is probed about once a minute, and everything
     arrives once when it returns."""
-    clock = FastClock(speed=400.0)
+    delivery = {"backoff_initial": 5, "backoff_max": 900, "max_attempts": 12}
+    elapsed, faults = await _outage(rig, speed=400.0, seconds=27, delivery=delivery)
+    assert elapsed >= 3 * 3600, "the outage must span three hours"
+    # About a probe a minute (each with its tries within the call and its login), not more.
+    assert 0 < faults.get("outage", 0) < 600, faults
+
+
+async def _outage(
+    rig: Rig, *, speed: float, seconds: float, delivery: dict[str, Any]
+) -> tuple[float, dict[str, int]]:
+    """Run the connector on a clock `speed` times fast through a sandbox outage of `seconds`
+    real seconds, until drained; check it ended healthy and clean. Returns the connector
+    time it took and the sandbox's fault counts."""
+    clock = FastClock(speed=speed)
     with rig.portal() as sandbox:
-        rig.admin("/_sandbox/outage", {"seconds": 27})
-        settings = rig.settings(
-            sandbox.url, delivery={"backoff_initial": 5, "backoff_max": 900, "max_attempts": 12}
-        )
-        app = App(settings, clock=clock)
+        rig.admin("/_sandbox/outage", {"seconds": seconds})
+        app = App(rig.settings(sandbox.url, delivery=delivery), clock=clock)
         started = clock.now()
         try:
             await drive(app, until=rig.drained, timeout=90)
         finally:
             await close_app(app)
-        stats = rig.stats()
-    assert clock.now() - started >= 3 * 3600, "the outage must span three hours"
-    # About a probe a minute (each with its tries within the call and its login), not more.
-    assert 0 < stats["faults"].get("outage", 0) < 600, stats["faults"]
+        faults: dict[str, int] = rig.stats()["faults"]
     assert app.health.push.state == "ok"
     assert_clean(rig.check())
+    return clock.now() - started, faults
 
 
 async def test_429_storm_honours_retry_after(rig: Rig) -> None:
