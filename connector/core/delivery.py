@@ -85,7 +85,7 @@ def after_throttle(
 
 
 #: The longest wait between two calls while the portal fails every call: a probe a minute
-#: finds it back soon enough, and costs one batch.
+#: finds it back soon enough, and costs one item.
 OUTAGE_PROBE_SECONDS = 60.0
 
 
@@ -94,8 +94,8 @@ def outage_wait(policy: RetryPolicy, failures: int) -> float | None:
 
     One failure says nothing about the portal as a whole: the batch backs off and the others
     go on (None). From the second in a row the portal is taken as down: no call until the
-    wait has passed, growing from `initial` to at most a minute, so an outage is probed with
-    one batch at a time instead of walking the whole backlog.
+    wait has passed, growing from `initial` to at most a minute, so an outage is probed one
+    call at a time (of one item, see `PushJob._kind`) instead of walking the whole backlog.
     """
     if failures < 2:
         return None

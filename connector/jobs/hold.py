@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 #: so neither the hold nor any item's next attempt is pushed out without bound.
 MAX_HOLD_SECONDS = 24 * 3600.0
 
+#: What most holds wait for, as the status page says it.
+RETRY_AFTER = "the portal's Retry-After"
+
 
 def bounded(hint: float | None) -> float | None:
     """A Retry-After hint within [0, MAX_HOLD_SECONDS], None when there is none."""
@@ -31,15 +34,10 @@ class PortalHold:
 
     until: float = 0.0  # monotonic seconds
     reason: str = ""  # the failure that asked for the wait, for the status page
-    cause: str = "the portal's Retry-After"  # what the wait is for, for the status page
+    cause: str = RETRY_AFTER  # what the wait is for, for the status page
 
     def hold(
-        self,
-        seconds: float,
-        *,
-        monotonic: float,
-        reason: str,
-        cause: str = "the portal's Retry-After",
+        self, seconds: float, *, monotonic: float, reason: str, cause: str = RETRY_AFTER
     ) -> float:
         """Hold for `seconds` (bounded) from `monotonic`; returns the seconds held for.
         A hold already running longer is kept."""

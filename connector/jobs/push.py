@@ -28,7 +28,7 @@ from connector.core.ratelimit import TokenBucket
 from connector.core.records import BatchReply, Kind, Outcome, Outgoing, State
 from connector.errors import PortalRefused, PortalTransient, StoreError
 from connector.jobs.health import Health
-from connector.jobs.hold import bounded
+from connector.jobs.hold import RETRY_AFTER, bounded
 from connector.metrics import Metrics
 from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, Store
 
@@ -180,8 +180,9 @@ class PushJob:
         """Send one batch and settle every item in it (recursively for splits and repairs).
 
         False when a call failed or was held back: the caller then sends no further part
-        of a split batch. Those parts stay pending, due, and go in a later round behind the
-        failed ones, so a dossier's later steps never overtake its earlier ones.
+        of the batch (`_deliver_parts`). Those parts stay pending, due, and go in a later
+        round behind the failed ones, so a dossier's later steps never overtake its earlier
+        ones.
         """
         if self._held():  # an earlier call met a Retry-After: the items stay pending as they are
             return False
@@ -368,7 +369,7 @@ class PushJob:
         if not waits:
             return
         asked = hint is not None or exc.throttled
-        cause = "the portal's Retry-After" if asked else "the portal to come back"
+        cause = RETRY_AFTER if asked else "the portal to come back"
         reason = exc.reason if asked else f"{self._failures} calls failed in a row: {exc.reason}"
         seconds = self._hold.hold(
             max(waits), monotonic=self._clock.monotonic(), reason=reason, cause=cause
