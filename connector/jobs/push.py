@@ -72,7 +72,7 @@ class PushJob:
         self._refusals = 0
         self._hold = health.portal_hold  # the portal's Retry-After, shared with reconcile
         self._troubled = False  # this round met a transient failure: not a success
-        self._failures = 0  # portal calls failed in a row; from the second, an outage
+        self._failures = 0  # portal calls failed in a row (an outage: see `_down`)
         self._bucket = (
             TokenBucket(max_items_per_second, now=clock.monotonic())
             if max_items_per_second > 0
@@ -137,7 +137,7 @@ class PushJob:
         items = await self._db(
             self._store.claim,
             kind,
-            1 if self._failures > 1 else self._batch[kind],
+            1 if self._down() else self._batch[kind],
             now=self._clock.now(),
             max_wait=self._policy.cap,
         )
@@ -357,7 +357,11 @@ class PushJob:
         if exc.throttled:
             return "throttled"
         self._failures += 1
-        return "transient" if self._failures == 1 else "outage"
+        return "outage" if self._down() else "transient"
+
+    def _down(self) -> bool:
+        """The portal is taken as down: enough calls failed in a row for an outage wait."""
+        return delivery.outage_wait(self._policy, self._failures) is not None
 
     def _pause(self, exc: PortalTransient, hint: float | None) -> None:
         """Hold every portal call when the portal asked for a wait (Retry-After, or a 429
