@@ -137,7 +137,10 @@ class App:
             },
             **figures,
             "pull": _job(self.health.pull.as_dict()),
-            "push": _job(self.health.push.as_dict()),
+            "push": {
+                **_job(self.health.push.as_dict()),
+                "failed_calls_in_a_row": self.health.portal_failures,
+            },
             "reconcile": {
                 **_job(self.health.reconcile.as_dict()),
                 "report": self.health.reconcile_report,

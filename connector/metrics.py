@@ -95,6 +95,11 @@ class Metrics:
             "Unix time of the last successful push (0 if none yet).",
             registry=reg,
         )
+        self.failed_calls_in_a_row = Gauge(
+            "connector_portal_failed_calls_in_a_row",
+            "Push calls to the portal failed one after the other (2 or more: taken as down).",
+            registry=reg,
+        )
         self.session_active = Gauge(
             "connector_session_active", "1 while the portal session is active.", registry=reg
         )
@@ -114,6 +119,7 @@ class Metrics:
             self.oldest_pending_age.set(_number(snapshot.get("oldest_pending_age_s")))
             push = _mapping(snapshot.get("push"))
             self.last_push_success.set(_timestamp(push.get("last_success_at")))
+            self.failed_calls_in_a_row.set(_number(push.get("failed_calls_in_a_row")))
             self.session_active.set(1.0 if snapshot.get("session") == "active" else 0.0)
 
     def _observe_outbox(self, outbox: Any) -> None:

@@ -44,8 +44,9 @@ class JobHealth:
 
 @dataclass(slots=True)
 class Health:
-    """Every job's health, plus per-stream 'caught up' flags for the lag figure, and the
-    portal's Retry-After hold, which every job calling the portal shares."""
+    """Every job's health, plus per-stream 'caught up' flags for the lag figure, the
+    portal's Retry-After hold, which every job calling the portal shares, and how many push
+    calls failed in a row (the push job keeps it, the status shows it)."""
 
     pull: JobHealth = field(default_factory=JobHealth)
     push: JobHealth = field(default_factory=JobHealth)
@@ -53,3 +54,4 @@ class Health:
     caught_up: dict[str, bool] = field(default_factory=dict)
     reconcile_report: dict[str, Any] = field(default_factory=dict)
     portal_hold: PortalHold = field(default_factory=PortalHold)
+    portal_failures: int = 0

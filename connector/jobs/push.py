@@ -35,6 +35,8 @@ from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, S
 log = structlog.get_logger(__name__)
 
 SERVICE = {Kind.HEADER: "DongBoHoSoMC", Kind.STEP: "CapNhatTienDoHoSoMC"}
+#: Where the count of portal calls failed in a row is kept (`Store.meta`).
+FAILURES_KEY = "push_failed_calls_in_a_row"
 _OUTCOME = {State.ACKED: "ok", State.REJECTED: "rejected", State.PARKED: "parked"}
 Call = Callable[[Sequence[Outgoing]], Awaitable[BatchReply]]
 P = ParamSpec("P")
@@ -72,7 +74,7 @@ class PushJob:
         self._refusals = 0
         self._hold = health.portal_hold  # the portal's Retry-After, shared with reconcile
         self._troubled = False  # this round met a transient failure: not a success
-        self._failures = 0  # portal calls failed in a row (an outage: see `_down`)
+        self._resumed = False  # the count of calls failed in a row was read from the store
         self._bucket = (
             TokenBucket(max_items_per_second, now=clock.monotonic())
             if max_items_per_second > 0
@@ -103,6 +105,8 @@ class PushJob:
         # Claimed items stay pending until settled, so a round cut short leaves nothing to
         # undo: whatever it did not settle is simply due again.
         try:
+            if not self._resumed:
+                await self._resume_failures()
             settled = await self._kind(Kind.HEADER)
             settled += await self._kind(Kind.STEP)
         except PortalRefused as exc:
@@ -213,7 +217,7 @@ class PushJob:
             )
             self._metrics.calls.labels(service, "refused").inc()
             raise
-        self._failures = 0
+        await self._set_failures(0)
         self._metrics.call_seconds.labels(service).observe(time.perf_counter() - started)
         self._metrics.calls.labels(service, "ok").inc()
         return await self._settle_reply(kind, items, reply, call, digest, repair=repair)
@@ -294,11 +298,11 @@ class PushJob:
                 now = self._clock.now()
                 reason = f"lookup failed: {exc.reason}"
                 hint = bounded(exc.retry_after)
-                retry = self._retry(item, now, hint, reason, why=self._failed_call(exc))
+                retry = self._retry(item, now, hint, reason, why=await self._failed_call(exc))
                 await self._db(self._store.settle, [retry], now=now)
                 self._pause(exc, hint)
                 continue
-            self._failures = 0
+            await self._set_failures(0)
             await self._db(
                 self._store.set_known, item.dossier, view is not None, now=self._clock.now()
             )
@@ -313,7 +317,7 @@ class PushJob:
     ) -> None:
         now = self._clock.now()
         hint = bounded(exc.retry_after)
-        why = self._failed_call(exc)
+        why = await self._failed_call(exc)
         settlements = [self._retry(i, now, hint, exc.reason, why=why) for i in items]
         await self._db(self._store.settle, settlements, now=now)
         await self._audit(
@@ -344,7 +348,7 @@ class PushJob:
     def _held(self) -> bool:
         return self._hold.remaining(self._clock.monotonic()) > 0
 
-    def _failed_call(self, exc: PortalTransient) -> str:
+    async def _failed_call(self, exc: PortalTransient) -> str:
         """Count a failed call and say why it failed: 'transient' (an attempt of the items
         it carried), 'throttled' or 'outage' (neither counts).
 
@@ -356,8 +360,28 @@ class PushJob:
         """
         if exc.throttled:
             return "throttled"
-        self._failures += 1
+        await self._set_failures(self._failures + 1)
         return "outage" if self._down() else "transient"
+
+    @property
+    def _failures(self) -> int:
+        """Portal calls failed in a row (an outage: see `_down`); 429s are not counted."""
+        return self._health.portal_failures
+
+    async def _set_failures(self, count: int) -> None:
+        """Keep the count of calls failed in a row, in the store too (`meta`), so a restart
+        during an outage goes on from it: the first failed call after the restart counts
+        no attempt, and the first call is a probe of one item (`_kind`)."""
+        if count == self._failures:
+            return
+        self._health.portal_failures = count
+        await self._db(self._store.put_meta, FAILURES_KEY, str(count))
+
+    async def _resume_failures(self) -> None:
+        """The count a previous run of the daemon left (0 when none, or unreadable)."""
+        stored = (await self._db(self._store.meta)).get(FAILURES_KEY, "")
+        self._health.portal_failures = int(stored) if stored.isdigit() else 0
+        self._resumed = True
 
     def _down(self) -> bool:
         """The portal is taken as down: enough calls failed in a row for an outage wait."""

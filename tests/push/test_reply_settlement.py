@@ -53,12 +53,13 @@ class Clock:
 
 
 class MemoryOutbox:
-    """Just enough of the store for the push job: claim, settle, audit."""
+    """Just enough of the store for the push job: claim, settle, audit, meta."""
 
     def __init__(self, items: Sequence[OutboxItem]) -> None:
         self.items = {i.id: i for i in items}
         self.events: list[AuditEvent] = []
         self.settlements: list[Settlement] = []
+        self.facts: dict[str, str] = {}
 
     def claim(
         self, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
@@ -89,6 +90,12 @@ class MemoryOutbox:
 
     def audit(self, events: Sequence[AuditEvent]) -> None:
         self.events.extend(events)
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.facts)
+
+    def put_meta(self, key: str, value: str) -> None:
+        self.facts[key] = value
 
     def by_key(self) -> dict[str, OutboxItem]:
         return {i.key: i for i in self.items.values()}

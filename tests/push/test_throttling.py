@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from connector.core.delivery import RetryPolicy
 from connector.core.records import Kind, Mapped, State
 from connector.jobs.health import Health
-from connector.jobs.push import PushJob
+from connector.jobs.push import FAILURES_KEY, PushJob
 from connector.jobs.reconcile import ReconcileJob
 from connector.metrics import Metrics
 from connector.portals.rest import RestPortal
@@ -359,3 +359,34 @@ async def test_a_batch_the_portal_keeps_failing_is_still_parked(rig: Rig) -> Non
     states = {item.key: item.state for item in rig.all(Kind.HEADER)}
     assert states[poison] == State.PARKED
     assert {key for key, state in states.items() if state != State.ACKED} == {poison}
+
+
+async def test_a_restart_during_an_outage_counts_no_attempt_and_probes_first(rig: Rig) -> None:
+    """The count of calls failed in a row is kept in the store: restarts during an outage
+    (a crash loop, say) do not each count an attempt of the items of their first call,
+    and the first call after each is a probe of one item. The portal's return resets it."""
+    rig.script.down = lambda: True
+    await rig.push.drain(max_seconds=60)
+    counted = rig.attempts()
+    assert len(counted) == 5 and set(counted.values()) == {1}  # the first call's group
+    assert rig.health.portal_failures == 2  # the second call (the other group) failed too
+    for _ in range(5):
+        rig.clock.advance(POLICY.cap + 1)  # every item is due again
+        rig.restart()
+        calls = len(rig.script.sizes)
+        await rig.push.drain(max_seconds=60)
+        assert rig.attempts() == counted
+        assert rig.script.sizes[calls:] == [1, 1, 1]  # one probe, three tries in the call
+        _no_dead(rig)
+    assert rig.health.portal_failures == 7
+    assert rig.store.meta()[FAILURES_KEY] == "7"
+
+    rig.script.down = lambda: False
+    rig.clock.advance(POLICY.cap + 1)
+    rig.restart()
+    assert rig.health.portal_failures == 0  # not read yet: the first round reads it
+    await rig.push.drain(max_seconds=60)
+    assert rig.delivered()
+    assert rig.script.sizes[-1] > 1  # full batches again once the portal answered
+    assert rig.store.meta()[FAILURES_KEY] == "0"
+    assert rig.attempts() == counted

@@ -39,6 +39,7 @@ def snapshot() -> dict[str, Any]:
             "state": "ok",
             "last_success_at": "2026-11-27T04:00:00Z",
             "last_error": {"at": "2026-11-27T03:58:00Z", "message": "portal 503"},
+            "failed_calls_in_a_row": 3,
         },
         "session": "active",
         "throughput": {"window_s": 300, "headers_per_min": 250.0, "steps_per_min": 1200.0},

@@ -26,6 +26,7 @@ def test_observe_sets_gauges_from_snapshot(snapshot: dict[str, Any]) -> None:
     assert _value(metrics, "connector_oldest_pending_age_seconds") == 2.5
     # 2026-11-27T04:00:00Z
     assert _value(metrics, "connector_last_push_success_timestamp_seconds") == 1795752000.0
+    assert _value(metrics, "connector_portal_failed_calls_in_a_row") == 3
 
 
 def test_observe_tolerates_an_empty_snapshot() -> None:
@@ -35,6 +36,7 @@ def test_observe_tolerates_an_empty_snapshot() -> None:
     assert _value(metrics, "connector_session_active") == 0
     assert _value(metrics, "connector_last_push_success_timestamp_seconds") == 0
     assert _value(metrics, "connector_dead_letters") == 0
+    assert _value(metrics, "connector_portal_failed_calls_in_a_row") == 0
 
 
 def test_streams_and_states_that_disappear_are_dropped(snapshot: dict[str, Any]) -> None:
