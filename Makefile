@@ -27,7 +27,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
-# The long crash loop: 50 SIGKILLs over 20,000 dossiers with portal faults on (minutes).
+# The long crash loops: 50 SIGKILLs over a 20,000-dossier backfill, then 50 over 5,000 while
+# the local system keeps changing, with portal faults on (minutes).
 # CONNECTOR_CRASH_SEED=<seed> replays a run; the seed is printed at the start.
 soak: $(VENV)/.installed-dev
 	CONNECTOR_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_crash_loop.py

@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
+import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.harness import MAPPING, Stack, wait_until
@@ -38,17 +42,39 @@ def _progress(stack: Stack) -> int:
 def test_crash_loop_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """Killed N times with SIGKILL during a backfill with portal faults on, the daemon still
     delivers every valid record once, in order, and dead-letters exactly the invalid ones."""
-    from connector.demo.generate import init_demo
+    _crash_loop(tmp_path)
 
-    seed = _seed()
-    print(f"crash loop: seed={seed} kills={KILLS} dossiers={DOSSIERS}", flush=True)
-    rng = random.Random(seed)
-    stack = Stack(tmp=tmp_path, header_batch=HEADER_BATCH, step_batch=STEP_BATCH)
-    init_demo(stack.demo_db, MAPPING.parent / "demo", dossiers=DOSSIERS, seed=seed % 997)
-    stack.write_config()
+
+def test_crash_loop_while_the_local_system_changes(tmp_path: Path) -> None:
+    """The same while the local system keeps changing under the kills: new dossiers arrive
+    and open ones move on (new steps, new header versions), as in a working day. A smaller
+    backfill is delivered within the first kills, so the later ones strike while dossiers
+    the portal holds are being updated. The portal ends holding the latest version of
+    every valid dossier and all its steps."""
+    stack = _crash_loop(tmp_path, dossiers=DOSSIERS // 4, changing=True)
+    assert _updates(stack) >= 5
+
+
+def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = False) -> Stack:
+    """Kill the daemon KILLS times mid-delivery, restart it, let it drain, then check."""
+    from connector.demo.generate import init_demo
+    from connector.demo.live import run_activity
     from tests.e2e.harness import expected_from_demo
 
+    seed = _seed()
+    print(f"crash loop: seed={seed} kills={KILLS} dossiers={dossiers} changing={changing}")
+    rng = random.Random(seed)
+    stack = Stack(tmp=tmp_path, header_batch=HEADER_BATCH, step_batch=STEP_BATCH)
+    init_demo(stack.demo_db, MAPPING.parent / "demo", dossiers=dossiers, seed=seed % 997)
+    stack.write_config()
     invalid = expected_from_demo(stack.demo_db).invalid
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=run_activity,
+        args=(stack.demo_db, MAPPING.parent / "demo"),
+        kwargs={"interval": 0.1, "stop": stop, "seed": seed},
+        daemon=True,
+    )
     try:
         stack.start_sandbox(
             "--fault-rate", "0.15",
@@ -57,6 +83,8 @@ def test_crash_loop_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             "--retry-after", "0.2",
             "--seed", str(seed),
         )  # fmt: skip
+        if changing:
+            writer.start()
         for kill in range(KILLS):
             before = _progress(stack)
             daemon = stack.start_daemon()
@@ -77,14 +105,25 @@ def test_crash_loop_loses_and_duplicates_nothing(tmp_path: Path) -> None:
                 flush=True,
             )
         stack.start_daemon()
+        if changing:  # the last daemon starts under the changes too, then they stop
+            wait_until(
+                lambda: _updates(stack) >= 5,
+                timeout=120,
+                interval=0.2,
+                what=f"updates of dossiers the portal holds (seed {seed})",
+            )
+            stop.set()
+            writer.join(timeout=30)
+        invalid = expected_from_demo(stack.demo_db).invalid  # the writer adds some too
         wait_until(
-            lambda: drained(stack.state_db, invalid),
+            lambda: _caught_up(stack) and drained(stack.state_db, invalid),
             timeout=3600 if SOAK else 120,
             interval=0.5,
             what=f"the outbox to drain (seed {seed})",
         )
         faults = stack.stats()["faults"]
     finally:
+        stop.set()
         stack.stop_all()
     resets = faults.get("reset", 0)
     bounds = Bounds(
@@ -97,3 +136,37 @@ def test_crash_loop_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     if not report.ok:
         raise AssertionError(f"seed {seed}: replay with CONNECTOR_CRASH_SEED={seed}\n{report}")
     assert_clean(report)
+    return stack
+
+
+def _updates(stack: Stack) -> int:
+    """Header versions the portal applied to dossiers it already held (re-sends excluded)."""
+    try:
+        with closing(sqlite3.connect(f"file:{stack.sandbox_db}?mode=ro", uri=True)) as portal:
+            (updates,) = portal.execute(
+                "SELECT count(*) FROM applications WHERE is_updating = 1 AND noop = 0"
+            ).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(updates)
+
+
+def _caught_up(stack: Stack) -> bool:
+    """Every stream's cursor is at the local system's newest change."""
+    with closing(sqlite3.connect(stack.demo_db, timeout=30)) as demo:
+        newest = {
+            table: list(
+                demo.execute(
+                    f"SELECT modified_at, id FROM {table} ORDER BY modified_at DESC, id DESC"
+                ).fetchone()
+            )
+            for table in ("dossiers", "steps")
+        }
+    try:
+        with closing(sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)) as state:
+            cursors = dict(state.execute("SELECT stream, value FROM cursors").fetchall())
+    except sqlite3.Error:
+        return False
+    return all(
+        stream in cursors and orjson.loads(cursors[stream]) == newest[stream] for stream in newest
+    )
