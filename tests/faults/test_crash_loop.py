@@ -49,13 +49,13 @@ def test_crash_loop_while_the_local_system_changes(tmp_path: Path) -> None:
     """The same while the local system keeps changing under the kills: new dossiers arrive
     and open ones move on (new steps, new header versions), as in a working day. A smaller
     backfill is delivered within the first kills, so the later ones strike while dossiers
-    the portal holds are being updated. The portal ends holding the latest version of
-    every valid dossier and all its steps."""
-    stack = _crash_loop(tmp_path, dossiers=DOSSIERS // 4, changing=True)
-    assert _updates(stack) >= 5
+    the portal holds are being updated (the loop waits for five such updates before the
+    changes stop). The portal ends holding the latest version of every valid dossier and
+    all its steps."""
+    _crash_loop(tmp_path, dossiers=DOSSIERS // 4, changing=True)
 
 
-def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = False) -> Stack:
+def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = False) -> None:
     """Kill the daemon KILLS times mid-delivery, restart it, let it drain, then check."""
     from connector.demo.generate import init_demo
     from connector.demo.live import run_activity
@@ -136,7 +136,6 @@ def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = Fa
     if not report.ok:
         raise AssertionError(f"seed {seed}: replay with CONNECTOR_CRASH_SEED={seed}\n{report}")
     assert_clean(report)
-    return stack
 
 
 def _updates(stack: Stack) -> int:
