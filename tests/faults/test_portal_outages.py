@@ -1,8 +1,11 @@
-"""5xx bursts, outages of ten minutes and three hours, and 429 storms: delivered exactly once,
-never hammered, nothing parked for the portal's fault."""
+"""5xx bursts, outages of ten minutes and three hours, restarts during an outage, and 429
+storms: delivered exactly once, never hammered, nothing parked for the portal's fault."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -83,3 +86,38 @@ async def test_429_storm_honours_retry_after(rig: Rig) -> None:
         stats = rig.stats()
     assert stats["faults"].get("429", 0) > 0
     assert_clean(rig.check(Bounds()))
+
+
+async def test_restarts_during_an_outage_count_no_attempt_again(rig: Rig) -> None:
+    """The connector restarted four times while the portal is down (a crash loop during an
+    outage): only the very first failed call counts an attempt of its items, because the
+    count of calls failed in a row outlives each run. Everything arrives once afterwards."""
+    clock = FastClock(speed=20.0)
+    with rig.portal() as sandbox:
+        rig.admin("/_sandbox/outage", {"seconds": 4.0})
+        for _ in range(4):  # each run: a pull, then push rounds until the hold stops them
+            app = App(rig.settings(sandbox.url), clock=clock)
+            try:
+                await asyncio.to_thread(app.pull_job().run)
+                push = app.push_job()
+                for _ in range(3):
+                    await push.round()
+                    await asyncio.sleep(0.05)
+            finally:
+                await close_app(app)
+        assert rig.stats()["faults"].get("outage", 0) > 0, "the runs must meet the outage"
+        counted = _attempts(rig)
+        assert counted and set(counted.values()) == {1}, counted
+        app = App(rig.settings(sandbox.url), clock=clock)
+        try:
+            await drive(app, until=rig.drained, timeout=60)
+        finally:
+            await close_app(app)
+    assert _attempts(rig) == counted
+    assert_clean(rig.check())
+
+
+def _attempts(rig: Rig) -> dict[str, int]:
+    """Attempts counted per outbox key, for every item that has any."""
+    with closing(sqlite3.connect(f"file:{rig.state_db}?mode=ro", uri=True)) as state:
+        return dict(state.execute("SELECT key, attempts FROM outbox WHERE attempts > 0"))
