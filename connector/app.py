@@ -291,6 +291,7 @@ class OperatorActions:
         selection: Selection,
         *,
         dry_run: bool,
+        missing_only: bool = False,
         progress: Callable[[str, int], None] = lambda stream, n: None,
     ) -> Mapping[str, Any]:
         from connector.jobs.resync import resync
@@ -303,6 +304,7 @@ class OperatorActions:
             clock=app.clock,
             selection=selection,
             dry_run=dry_run,
+            force=not missing_only,
             progress=progress,
         )
         if not dry_run:
@@ -312,6 +314,7 @@ class OperatorActions:
             self._on_queued()
         return {
             "dry_run": dry_run,
+            "missing_only": missing_only,
             "read": report.read,
             "queued": report.queued,
             "invalid": report.invalid,

@@ -181,7 +181,15 @@ def resync(
     agency: Annotated[str | None, typer.Option(help="Local agency code.")] = None,
     procedure: Annotated[str | None, typer.Option(help="Local procedure code.")] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Map and count; queue nothing.")
+        bool, typer.Option("--dry-run", help="Count what would be queued; queue nothing.")
+    ] = False,
+    missing_only: Annotated[
+        bool,
+        typer.Option(
+            "--missing-only",
+            help="Queue only what the outbox does not hold yet: new records, changed "
+            "headers, steps never queued (changes the pull missed). Default: everything.",
+        ),
     ] = False,
 ) -> None:
     """Re-read dossiers from the local system and queue them again (headers and steps)."""
@@ -197,12 +205,15 @@ def resync(
     if selection == Selection():
         fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
     with opened(config) as app, _progress() as advance:
-        report = OperatorActions(app).resync(selection, dry_run=dry_run, progress=advance)
+        report = OperatorActions(app).resync(
+            selection, dry_run=dry_run, missing_only=missing_only, progress=advance
+        )
     verb = "would queue" if dry_run else "queued"
-    read, invalid, queued_by = report["read"], report["invalid"], report["queued"]
+    read, invalid, queued = report["read"], report["invalid"], report["queued"]
     for stream, n in read.items():
-        queued = n - invalid.get(stream, 0) if dry_run else queued_by.get(stream, 0)
-        out.print(f"{stream}: read {n}, {verb} {queued}, invalid {invalid.get(stream, 0)}")
+        out.print(
+            f"{stream}: read {n}, {verb} {queued.get(stream, 0)}, invalid {invalid.get(stream, 0)}"
+        )
     for reason in report["reasons"]:
         out.print(f"  [yellow]refused[/yellow] {escape(reason)}", highlight=False)
     if not read:

@@ -189,6 +189,12 @@ class Store(Protocol):
         unless `force`."""
         ...
 
+    def preview_ingest(
+        self, items: Sequence[Mapped], *, now: float, force: bool = False
+    ) -> IngestResult:
+        """What `ingest` would queue, skip and dead-letter, writing nothing (a dry run)."""
+        ...
+
     def cursor(self, stream: str) -> Cursor | None: ...
 
     def cursors(self) -> Mapping[str, tuple[Cursor, float]]:

@@ -6,7 +6,8 @@ too; without a configured `status.token` they answer 403. Each runs the CLI's ow
 result as JSON. Request values are never echoed: an error names the key that is wrong.
 
     {"ids": [12, 13]} | {"all_dead": true}                          → /actions/retry
-    {"dossier" | "since" | "until" | "agency" | "procedure", "dry_run"} → /actions/resync
+    {"dossier" | "since" | "until" | "agency" | "procedure", "dry_run", "missing_only"}
+        → /actions/resync
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 100_000
 _SELECTORS = ("dossier", "since", "until", "agency", "procedure")
+_RESYNC_FLAGS = ("dry_run", "missing_only")
 _UNCONFIGURED = "actions need status.token"
 
 
@@ -41,7 +43,9 @@ class Actions(Protocol):
 
     def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]: ...
 
-    def resync(self, selection: Selection, *, dry_run: bool) -> Mapping[str, Any]: ...
+    def resync(
+        self, selection: Selection, *, dry_run: bool, missing_only: bool = False
+    ) -> Mapping[str, Any]: ...
 
 
 class BadRequest(ValueError):
@@ -69,18 +73,19 @@ def parse_retry(body: Mapping[str, Any]) -> tuple[list[int], bool]:
     return ids, all_dead
 
 
-def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, bool]:
-    """The selection (at least one selector) and the dry-run flag."""
-    _only(body, (*_SELECTORS, "dry_run"))
+def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, dict[str, bool]]:
+    """The selection (at least one selector) and the flags (`dry_run`, `missing_only`)."""
+    _only(body, (*_SELECTORS, *_RESYNC_FLAGS))
     texts: dict[str, str | None] = {}
     for key in _SELECTORS:
         value = body.get(key)
         if value is not None and (not isinstance(value, str) or not value or len(value) > 200):
             raise BadRequest(f"{key}: expected a non-empty string")
         texts[key] = value
-    dry_run = body.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise BadRequest("dry_run: expected true or false")
+    flags = {name: body.get(name, False) for name in _RESYNC_FLAGS}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise BadRequest(f"{name}: expected true or false")
     if not any(texts.values()):
         raise BadRequest(f"resync needs at least one of {', '.join(_SELECTORS)}")
     selection = Selection(
@@ -90,7 +95,7 @@ def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, bool]:
         agency=texts["agency"],
         procedure=texts["procedure"],
     )
-    return selection, dry_run
+    return selection, flags
 
 
 def _only(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
@@ -176,8 +181,8 @@ def action_routes(actions: Actions, *, token: str | None) -> list[Route]:
         return lambda: actions.retry(ids, all_dead=all_dead)
 
     def resync(body: Mapping[str, Any]) -> Callable[[], Mapping[str, Any]]:
-        selection, dry_run = parse_resync(body)
-        return lambda: actions.resync(selection, dry_run=dry_run)
+        selection, flags = parse_resync(body)
+        return lambda: actions.resync(selection, **flags)
 
     return [
         Route("/actions/retry", endpoint(retry), methods=["POST"]),

@@ -41,7 +41,9 @@ def resync(
 
     With `force` the headers go again even when unchanged (the portal replaces the header,
     and takes a repeated step as the same step), which is what an operator repairing the
-    portal's copy wants. `dry_run` maps and counts without queuing anything.
+    portal's copy wants. Without it only what the outbox does not hold yet is queued: new
+    records, changed headers, steps never queued (changes the pull missed). `dry_run`
+    counts what would be queued, writing nothing.
     """
     report = ResyncReport()
     for stream in source.streams():
@@ -51,9 +53,11 @@ def resync(
             report.read[stream] = report.read.get(stream, 0) + len(mapped)
             report.invalid[stream] = report.invalid.get(stream, 0) + len(bad)
             report.reasons += [f"{m.source_ref} {m.key}: {m.reason()}" for m in bad][:20]
-            if not dry_run:
+            if dry_run:
+                result = store.preview_ingest(mapped, now=clock.now(), force=force)
+            else:
                 result = store.ingest(stream, mapped, None, now=clock.now(), force=force)
-                report.queued[stream] = report.queued.get(stream, 0) + result.queued
+            report.queued[stream] = report.queued.get(stream, 0) + result.queued
             progress(stream, len(mapped))
     return report
 

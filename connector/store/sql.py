@@ -70,13 +70,17 @@ class SqlStore:
     ) -> IngestResult:
         """Queue a page of mapped items and move the stream's cursor, in one transaction."""
         with self._write(f"ingest of {stream}") as conn:
-            planner = ingest.Planner(existing.look_up(conn, items), now=now, force=force)
-            for item in items:
-                planner.add(item)
-            ingest.apply(conn, planner.plan, now=now)
+            plan = _plan(conn, items, now=now, force=force)
+            ingest.apply(conn, plan, now=now)
             if cursor is not None:
                 _save_cursor(conn, stream, cursor, now)
-        return planner.plan.result()
+        return plan.result()
+
+    def preview_ingest(
+        self, items: Sequence[Mapped], *, now: float, force: bool = False
+    ) -> IngestResult:
+        with self._read("ingest preview") as conn:
+            return _plan(conn, items, now=now, force=force).result()
 
     def cursor(self, stream: str) -> Cursor | None:
         with self._read("cursor read") as conn:
@@ -200,6 +204,14 @@ class SqlStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _plan(conn: Connection, items: Sequence[Mapped], *, now: float, force: bool) -> ingest.Plan:
+    """What `items` add to the outbox and retire, decided against what it holds."""
+    planner = ingest.Planner(existing.look_up(conn, items), now=now, force=force)
+    for item in items:
+        planner.add(item)
+    return planner.plan
 
 
 def _save_cursor(conn: Connection, stream: str, cursor: Cursor, now: float) -> None:

@@ -148,6 +148,30 @@ def test_force_does_not_double_a_step_still_waiting(store: Store) -> None:
     assert len(store.items(states=[State.PENDING], kind=Kind.STEP)) == 1
 
 
+def test_preview_counts_what_ingest_would_queue_and_writes_nothing(store: Store) -> None:
+    """A dry run's preview gives the counts the same ingest would, and the outbox and the
+    cursor stay as they were."""
+    first = [header("D1"), step("D1", "20260101080000"), broken(header("D2"))]
+    store.ingest("dossiers", first, ("c", 1), now=T0)
+    acknowledge(store, Kind.HEADER)
+    acknowledge(store, Kind.STEP)
+    again = [
+        header("D1", "3"),  # changed
+        step("D1", "20260101080000"),  # already sent: again only when forced
+        step("D1", "20260101090000"),  # new
+        broken(header("D2")),  # the same dead letter again
+        header("D3"),  # new
+    ]
+    before = (store.counts(), store.cursor("dossiers"))
+    for force in (False, True):
+        preview = store.preview_ingest(again, now=T0 + 1, force=force)
+        assert (store.counts(), store.cursor("dossiers")) == before
+        expected = (3, 2, 0) if not force else (4, 1, 0)
+        assert (preview.queued, preview.unchanged, preview.invalid) == expected, force
+    result = store.ingest("dossiers", again, None, now=T0 + 1)
+    assert (result.queued, result.unchanged, result.invalid) == (3, 2, 0)
+
+
 def test_acked_hash_detects_unchanged_after_purge(store: Store) -> None:
     """Once the acknowledged row is purged, the known hash still marks the header unchanged."""
     store.ingest("dossiers", [header("D1")], None, now=T0)

@@ -96,6 +96,54 @@ def test_resync_queues_and_delivers_again(delivered: Stack) -> None:
     assert stats["duplicate_steps"] > 0
 
 
+def test_resync_missing_only_queues_what_the_pull_missed(delivered: Stack) -> None:
+    """Two changes commit behind the cursor (stamped before rows already pulled): a note
+    on a dossier and a new step of it. The pull never sees them; `resync --missing-only`
+    queues those two and nothing else of the dossier, and the portal gets them."""
+    import sqlite3
+    from datetime import datetime, timedelta
+
+    config = str(delivered.config)
+    number = sorted(expected_from_demo(delivered.demo_db).dossiers)[0]
+    with sqlite3.connect(delivered.demo_db) as db:
+        (dossier_id,) = db.execute(
+            "SELECT id FROM dossiers WHERE dossier_no = ?", (number,)
+        ).fetchone()
+        (oldest,) = db.execute("SELECT min(modified_at) FROM steps").fetchone()
+        db.execute(
+            "UPDATE dossiers SET note = 'Đã bổ sung bản sao giấy tờ', modified_at = ? WHERE id = ?",
+            (oldest, dossier_id),
+        )
+        last = db.execute(
+            "SELECT actor, actor_title, department, action_at, content, status, started_at,"
+            " deadline_at FROM steps WHERE dossier_id = ? ORDER BY action_at DESC LIMIT 1",
+            (dossier_id,),
+        ).fetchone()
+        later = datetime.fromisoformat(last[3]) + timedelta(hours=1)
+        db.execute(
+            "INSERT INTO steps (dossier_id, actor, actor_title, department, action_at, content,"
+            " status, started_at, deadline_at, modified_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (dossier_id, *last[:3], later.isoformat(sep=" "), *last[4:], oldest),
+        )
+    before = delivered.stats()
+    delivered.cli("run", "--once", "--config", config)
+    assert delivered.stats()["steps"] == before["steps"]  # the pull missed both
+
+    options = ("--dossier", number, "--missing-only", "--config", config)
+    preview = delivered.cli("resync", *options, "--dry-run").stdout
+    assert "dossiers: read 1, would queue 1" in preview
+    assert "would queue 1, invalid 0" in preview.split("steps:")[1]
+    result = delivered.cli("resync", *options).stdout
+    assert "dossiers: read 1, queued 1" in result
+    assert "queued 1, invalid 0" in result.split("steps:")[1]
+    delivered.cli("run", "--once", "--config", config)
+    after = delivered.stats()
+    assert after["steps"] == before["steps"] + 1
+    assert after["duplicate_steps"] == before["duplicate_steps"]  # nothing sent twice
+    held = held_by_sandbox(delivered.sandbox_db).dossiers[number]
+    assert held["GhiChu"] == "Đã bổ sung bản sao giấy tờ"
+
+
 def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
     """An invalid record (unknown procedure) is sent after the crosswalk is fixed and the
     operator retries it, and its steps, set aside meanwhile, go with it in the same run."""

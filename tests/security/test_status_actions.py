@@ -26,6 +26,7 @@ class FakeActions:
         self.calls: list[tuple[str, Any, bool]] = []
         self.gate = gate
         self.entered = threading.Event()
+        self.missing_only: bool | None = None
 
     def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]:
         self.entered.set()
@@ -34,8 +35,11 @@ class FakeActions:
         self.calls.append(("retry", list(ids), all_dead))
         return {"results": [{"id": i, "action": "requeued"} for i in ids]}
 
-    def resync(self, selection: Selection, *, dry_run: bool) -> Mapping[str, Any]:
+    def resync(
+        self, selection: Selection, *, dry_run: bool, missing_only: bool = False
+    ) -> Mapping[str, Any]:
         self.calls.append(("resync", selection, dry_run))
+        self.missing_only = missing_only
         return {"dry_run": dry_run, "read": {"dossiers": 1}}
 
 
@@ -107,10 +111,22 @@ async def test_resync_builds_the_selection() -> None:
         reply = await client.post("/actions/resync", json=body, headers=AUTH)
     assert reply.status_code == 200
     ((name, selection, dry_run),) = actions.calls
-    assert name == "resync" and dry_run is True
+    assert name == "resync" and dry_run is True and actions.missing_only is False
     assert selection.agency == "HN-UB-01"
     assert selection.since is not None and selection.since.day == 1
     assert selection.until is not None and selection.until.hour == 8
+
+
+async def test_resync_can_queue_only_what_is_missing() -> None:
+    """`missing_only` reaches the resync as given."""
+    actions = FakeActions()
+    body = {"dossier": "000.00.01.H26-261120-0001", "missing_only": True}
+    async with _client(actions) as client:
+        reply = await client.post("/actions/resync", json=body, headers=AUTH)
+    assert reply.status_code == 200
+    ((_, selection, dry_run),) = actions.calls
+    assert actions.missing_only is True and dry_run is False
+    assert selection.dossier == "000.00.01.H26-261120-0001"
 
 
 @pytest.mark.parametrize(
@@ -126,6 +142,7 @@ async def test_resync_builds_the_selection() -> None:
         ("/actions/resync", {"since": PERSONAL_VALUE}, "since"),
         ("/actions/resync", {"dossier": 7}, "dossier"),
         ("/actions/resync", {"dossier": "X", "dry_run": 1}, "dry_run"),
+        ("/actions/resync", {"dossier": "X", "missing_only": "yes"}, "missing_only"),
         ("/actions/resync", [1, 2], "JSON object"),
     ],
 )
