@@ -3,8 +3,9 @@
 A 429 (or a 5xx with Retry-After) is about the portal, not the batch that met it, and so
 are calls failing one after the other (an outage, see `delivery.outage_wait`): until the
 wait has passed, no job calls the portal at all (push claims nothing, reconcile looks
-nothing up). Runtime state only: after a restart the first call may meet the throttle or
-the outage again, which sets the hold anew (neither counts as an item's attempt).
+nothing up). The hold is runtime state: after a restart the first call may meet the
+throttle or the outage again, which sets the hold anew. Neither counts as an item's
+attempt: the count of calls failed in a row outlives the restart (`PushJob._set_failures`).
 """
 
 from __future__ import annotations

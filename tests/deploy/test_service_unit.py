@@ -23,18 +23,17 @@ def _service() -> configparser.SectionProxy:
     return parser["Service"]
 
 
-def test_the_unit_runs_the_daemon_with_its_config() -> None:
+def test_the_unit_runs_the_daemon_and_does_not_restart_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    """ExecStart's arguments, given to the real CLI with a configuration that is not there,
+    exit with the status the unit refuses to restart on."""
     command = shlex.split(_service()["ExecStart"])
     assert Path(command[0]).name == "connector"
-    assert command[1:3] == ["run", "--config"]
-    assert len(command) == 4
-
-
-def test_a_configuration_error_is_not_restarted(tmp_path: Path) -> None:
-    """The exit status the unit refuses to restart on is the one a bad configuration gets."""
+    assert command[1:3] == ["run", "--config"] and len(command) == 4
     missing = tmp_path / "nowhere.toml"
     done = subprocess.run(
-        [sys.executable, "-m", "connector", "run", "--config", str(missing)],
+        [sys.executable, "-m", "connector", *command[1:3], str(missing)],
         capture_output=True,
         text=True,
         timeout=60,
