@@ -255,11 +255,18 @@ class App:
 
 
 class OperatorActions:
-    """What `POST /actions/retry` and `/actions/resync` run: the CLI's own code
-    (`connector.jobs.resync`), recorded in the audit trail, then a wake-up for push."""
+    """What `connector resync` / `outbox retry` and `POST /actions/resync` / `/actions/retry`
+    run (`connector.jobs.resync`), recorded in the audit trail, then a wake-up for push.
 
-    def __init__(self, app: App, *, on_queued: Callable[[], None] = lambda: None) -> None:
+    `origin` ("cli" or "http") goes into the audit record with what was asked, so the
+    trail says where a repair came from and what it covered, not only what it queued.
+    """
+
+    def __init__(
+        self, app: App, *, origin: str, on_queued: Callable[[], None] = lambda: None
+    ) -> None:
         self._app = app
+        self._origin = origin
         self._on_queued = on_queued
 
     def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]:
@@ -281,7 +288,7 @@ class OperatorActions:
         done: dict[str, int] = {}
         for r in results:
             done[r.action] = done.get(r.action, 0) + 1
-        self._record("retry", [str(i) for i in chosen], done)
+        self._record("retry", [str(i) for i in chosen], done, "all dead" if all_dead else "")
         self._app.figures_changed()
         self._on_queued()
         return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
@@ -309,7 +316,7 @@ class OperatorActions:
         )
         if not dry_run:
             keys = [selection.dossier] if selection.dossier else []
-            self._record("resync", keys, report.queued)
+            self._record("resync", keys, report.queued, _asked(selection, missing_only))
             self._app.figures_changed()
             self._on_queued()
         return {
@@ -321,7 +328,7 @@ class OperatorActions:
             "reasons": report.reasons,
         }
 
-    def _record(self, service: str, keys: list[str], counts: Mapping[str, int]) -> None:
+    def _record(self, service: str, keys: list[str], counts: Mapping[str, int], asked: str) -> None:
         outcome = ",".join(f"{k}={v}" for k, v in sorted(counts.items()))
         event = AuditEvent(
             at=self._app.clock.now(),
@@ -329,9 +336,27 @@ class OperatorActions:
             service=service,
             keys=keys,
             outcome=outcome,
-            detail="http",
+            detail="; ".join(part for part in (self._origin, asked) if part),
         )
         self._app.store.audit([event])
+
+
+def _asked(selection: Selection, missing_only: bool) -> str:
+    """A resync's selection as the audit trail records it: `since=2026-11-01 agency=…`.
+    Dates, agency and procedure codes only: a dossier number is in the record's keys."""
+    parts = [
+        f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
+        for name, value in (
+            ("since", selection.since),
+            ("until", selection.until),
+            ("agency", selection.agency),
+            ("procedure", selection.procedure),
+        )
+        if value is not None
+    ]
+    if missing_only:
+        parts.append("missing-only")
+    return " ".join(parts)
 
 
 def iso_utc(ts: float | None) -> str | None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -40,6 +40,8 @@ from connector.errors import (
 from connector.logs import configure_logging
 from connector.ports import BlockedDossier, Selection
 from connector.settings import Settings
+from connector.store.audit import AuditRecord, dossier_keys, read_audit, verify_audit
+from connector.store.sql import SqlStore
 
 out = Console()
 err = Console(stderr=True)
@@ -205,7 +207,7 @@ def resync(
     if selection == Selection():
         fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
     with opened(config) as app, _progress() as advance:
-        report = OperatorActions(app).resync(
+        report = OperatorActions(app, origin="cli").resync(
             selection, dry_run=dry_run, missing_only=missing_only, progress=advance
         )
     verb = "would queue" if dry_run else "queued"
@@ -370,7 +372,7 @@ def outbox_retry(
     if not item_ids and not all_dead:
         fail("give item ids or --all-dead", 2)
     with opened(config) as app:
-        report = OperatorActions(app).retry(list(item_ids or []), all_dead=all_dead)
+        report = OperatorActions(app, origin="cli").retry(list(item_ids or []), all_dead=all_dead)
     results = report["results"]
     for r in results:
         out.print(f"{r['id']}: {r['action']}")
@@ -509,17 +511,89 @@ def _print_mapped(mapped: Mapped) -> None:
     out.print_json(data=mapped.payload)
 
 
+AUDIT_ACTIONS = ("send", "reply", "error", "lookup", "operator")
+
+
+@audit_app.command("show")
+def audit_show(
+    config: ConfigOpt = None,
+    dossier: Annotated[
+        str | None, typer.Option(help="Only calls that carried this dossier (MaHoSo).")
+    ] = None,
+    action: Annotated[str | None, typer.Option(help=f"One of: {', '.join(AUDIT_ACTIONS)}.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="On or after (ISO 8601; UTC unless a zone is given).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before (same form as --since).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The newest records of the audit trail, oldest first: each call sent, the portal's
+    reply, and operator actions. With --dossier: what was sent for it, and the answers."""
+    if action is not None and action not in AUDIT_ACTIONS:
+        fail(f"--action: expected one of {', '.join(AUDIT_ACTIONS)}, got {action!r}", 2)
+    after, before = _instant(since, "--since"), _instant(until, "--until")
+    with opened(config) as app:
+        records = read_audit(
+            _sql_store(app, "audit show"),
+            dossier=dossier,
+            action=action,
+            since=after,
+            until=before,
+            limit=limit,
+        )
+    if json:
+        for r in records:
+            line = {f.name: getattr(r, f.name) for f in fields(r)}
+            line["at"] = iso_utc(r.at)
+            if dossier:
+                line["dossier_keys"] = dossier_keys(r, dossier)
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        return
+    out.print(_audit_table(records, dossier))
+    out.print(f"{len(records)} record(s)")
+
+
+def _audit_table(records: list[AuditRecord], dossier: str | None) -> Table:
+    table = Table()
+    for name in ("seq", "at (UTC)", "action", "service", "items", "outcome", "payload", "detail"):
+        table.add_column(name, overflow="fold")  # an audit view wraps, never cuts
+    for r in records:
+        mine = dossier_keys(r, dossier) if dossier else []
+        items = f"{len(mine)} of {len(r.keys)}" if dossier else str(len(r.keys))
+        table.add_row(
+            str(r.seq),
+            iso_utc(r.at),
+            r.action,
+            r.service,
+            items,
+            r.outcome,
+            r.payload_hash,
+            r.detail,
+        )
+    return table
+
+
+def _instant(value: str | None, option: str) -> float | None:
+    """Epoch seconds from an ISO 8601 date or time; UTC unless it names a zone."""
+    moment = _date(value, option)
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _sql_store(app: App, command: str) -> SqlStore:
+    store = app.store
+    if not isinstance(store, SqlStore):
+        fail(f"{command} needs the SQL state store")
+    return store
+
+
 @audit_app.command("verify")
 def audit_verify(config: ConfigOpt = None) -> None:
     """Check the audit trail's hash chain; exit 1 if a record was edited, deleted or moved."""
-    from connector.store.audit import verify_audit
-    from connector.store.sql import SqlStore
-
     with opened(config) as app:
-        store = app.store
-        if not isinstance(store, SqlStore):
-            fail("audit verify needs the SQL state store")
-        check = verify_audit(store)
+        check = verify_audit(_sql_store(app, "audit verify"))
     if check.ok:
         out.print(f"[green]audit trail intact[/green]: {check.checked} records")
         return

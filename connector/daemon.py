@@ -18,6 +18,7 @@ import anyio.to_thread
 import structlog
 
 from connector.app import App, OperatorActions
+from connector.errors import StoreError
 from connector.jobs.housekeeping import housekeeping
 from connector.ports import Clock
 from connector.scheduler import Scheduler
@@ -48,8 +49,10 @@ class Daemon:
             log.info("items left in flight by an earlier version are queued again", items=recovered)
         self._install_signals()
         scheduler = Scheduler(asyncio.get_running_loop())
-        await self._start_status(OperatorActions(app, on_queued=scheduler.wake_push))
         push = app.push_job()
+        with suppress(StoreError):  # the first push round reads it again
+            await push.resume()
+        await self._start_status(OperatorActions(app, origin="http", on_queued=scheduler.wake_push))
         pull = app.pull_job(on_queued=scheduler.wake_push, should_stop=self.stopping.is_set)
         reconcile = app.reconcile_job()
         settings = app.settings

@@ -106,7 +106,7 @@ class PushJob:
         # undo: whatever it did not settle is simply due again.
         try:
             if not self._resumed:
-                await self._resume_failures()
+                await self.resume()
             settled = await self._kind(Kind.HEADER)
             settled += await self._kind(Kind.STEP)
         except PortalRefused as exc:
@@ -377,8 +377,10 @@ class PushJob:
         self._health.portal_failures = count
         await self._db(self._store.put_meta, FAILURES_KEY, str(count))
 
-    async def _resume_failures(self) -> None:
-        """The count a previous run of the daemon left (0 when none, or unreadable)."""
+    async def resume(self) -> None:
+        """Take up the count of calls failed in a row that a previous run left (0 when none,
+        or unreadable). The daemon calls it at start, so the status shows an outage still
+        going on from the first second; the first round calls it when nothing else has."""
         stored = (await self._db(self._store.meta)).get(FAILURES_KEY, "")
         self._health.portal_failures = int(stored) if stored.isdigit() else 0
         self._resumed = True

@@ -4,6 +4,9 @@ Each row's hash covers the previous row's hash and the row's own fields (its seq
 number included), so editing a row breaks its hash, and deleting or reordering rows breaks
 the next row's link. The newest link is also kept in `meta` (`audit_head`), so cutting rows
 off the end is noticed too. The trail holds payload hashes, never payloads: no personal data.
+
+`read_audit` is what an operator reads it with (`connector audit show`): every call that
+carried a dossier, when, and what the portal answered.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine, RowMapping, select
+from sqlalchemy import Connection, Engine, RowMapping, or_, select
 
 from connector.ports import AuditEvent
 from connector.store.engine import READ_ONLY, upsert
@@ -24,6 +27,20 @@ GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
 _PAGE = 1000
 _FIELDS = ("seq", "at", "action", "service", "keys", "payload_hash", "outcome", "detail")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """One row of the trail as an operator reads it."""
+
+    seq: int
+    at: float
+    action: str
+    service: str
+    keys: tuple[str, ...]
+    payload_hash: str
+    outcome: str
+    detail: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +120,65 @@ def _verify(conn: Connection) -> AuditCheck:
         reason = f"the trail ends at seq {checked} but its recorded head is {head.split(':')[0]}"
         return AuditCheck(ok=False, checked=checked, first_bad_seq=checked + 1, reason=reason)
     return AuditCheck(ok=True, checked=checked)
+
+
+def read_audit(
+    source: Engine | HasEngine,
+    *,
+    dossier: str | None = None,
+    action: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+) -> list[AuditRecord]:
+    """The newest `limit` records that match, oldest first.
+
+    `dossier` matches records whose keys name it: its header (`MaHoSo`) or one of its steps
+    (`MaHoSo|ThoiDiemXuLy|TrangThai`). The keys are stored as a JSON array, so the match is
+    a LIKE on the JSON-encoded key: exact, and the newest rows are read first, so a long
+    trail is scanned only as far back as the records asked for.
+    """
+    engine = source if isinstance(source, Engine) else source.engine
+    query = select(audit).order_by(audit.c.seq.desc()).limit(limit)
+    if dossier is not None:
+        quoted = _like_escaped(orjson.dumps(dossier).decode("utf-8")[:-1])  # '"MaHoSo'
+        query = query.where(
+            or_(
+                audit.c["keys"].like(f'%{quoted}"%', escape="\\"),
+                audit.c["keys"].like(f"%{quoted}|%", escape="\\"),
+            )
+        )
+    if action is not None:
+        query = query.where(audit.c.action == action)
+    if since is not None:
+        query = query.where(audit.c.at >= since)
+    if until is not None:
+        query = query.where(audit.c.at < until)
+    with engine.connect() as conn:
+        rows = conn.execution_options(**{READ_ONLY: True}).execute(query).mappings().all()
+    return [_record(row) for row in reversed(rows)]
+
+
+def dossier_keys(record: AuditRecord, dossier: str) -> list[str]:
+    """The keys of `record` that belong to `dossier` (its header, its steps)."""
+    return [k for k in record.keys if k == dossier or k.startswith(dossier + "|")]
+
+
+def _record(row: RowMapping) -> AuditRecord:
+    return AuditRecord(
+        seq=row["seq"],
+        at=row["at"],
+        action=row["action"],
+        service=row["service"],
+        keys=tuple(orjson.loads(row["keys"])),
+        payload_hash=row["payload_hash"],
+        outcome=row["outcome"],
+        detail=row["detail"],
+    )
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _problem(row: RowMapping, expected: int, prev: str, digest: str) -> str:

@@ -142,6 +142,48 @@ def test_resync_missing_only_queues_what_the_pull_missed(delivered: Stack) -> No
     assert after["duplicate_steps"] == before["duplicate_steps"]  # nothing sent twice
     held = held_by_sandbox(delivered.sandbox_db).dossiers[number]
     assert held["GhiChu"] == "Đã bổ sung bản sao giấy tờ"
+    trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
+    (record,) = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert record["service"] == "resync" and record["keys"] == [number]
+    assert (record["detail"], record["outcome"]) == ("cli; missing-only", "dossiers=1,steps=1")
+
+
+def test_audit_show_lists_every_call_that_carried_a_dossier(delivered: Stack) -> None:
+    """`audit show --dossier` gives the calls that carried the dossier's header and each
+    of its steps, every send followed by its reply, and only those calls."""
+    held = held_by_sandbox(delivered.sandbox_db)
+    dossier = sorted(held.dossiers)[len(held.dossiers) // 2]
+    steps = {f"{m}|{t}|{s}" for m, t, s in held.steps if m == dossier}
+    trail = delivered.cli(
+        "audit", "show", "--dossier", dossier, "--json", "--config", str(delivered.config)
+    )
+    records = [json.loads(line) for line in trail.stdout.splitlines()]
+    carried = [(r["action"], r["service"], tuple(r["dossier_keys"])) for r in records]
+    assert all(keys for _, _, keys in carried)
+    sends = [(service, keys) for action, service, keys in carried if action == "send"]
+    replies = [(service, keys) for action, service, keys in carried if action == "reply"]
+    assert sends == replies and len(sends) * 2 == len(records)
+    assert [keys for service, keys in sends if service == "DongBoHoSoMC"] == [(dossier,)]
+    sent_steps = [k for service, keys in sends if service == "CapNhatTienDoHoSoMC" for k in keys]
+    assert sorted(sent_steps) == sorted(steps)
+    assert all(r["outcome"].startswith("ack=") for r in records if r["action"] == "reply")
+    table = delivered.cli("audit", "show", "--dossier", dossier, "--config", str(delivered.config))
+    assert f"{len(records)} record(s)" in table.stdout
+
+
+def test_an_operator_resync_is_recorded_with_what_it_covered(delivered: Stack) -> None:
+    """The audit record of a resync says where it came from and what it selected, even
+    when the selection held nothing."""
+    config = str(delivered.config)
+    asked = ("--since", "2001-01-01", "--until", "2001-01-02", "--agency", "000.00.01.H26")
+    assert "nothing matched" in delivered.cli("resync", *asked, "--config", config).stdout
+    trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
+    (record,) = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert (record["service"], record["keys"]) == ("resync", [])
+    assert record["detail"] == (
+        "cli; since=2001-01-01T00:00:00 until=2001-01-02T00:00:00 agency=000.00.01.H26"
+    )
+    assert delivered.cli("audit", "verify", "--config", config).returncode == 0
 
 
 def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:

@@ -384,7 +384,11 @@ async def test_a_restart_during_an_outage_counts_no_attempt_and_probes_first(rig
     rig.script.down = lambda: False
     rig.clock.advance(POLICY.cap + 1)
     rig.restart()
-    assert rig.health.portal_failures == 0  # not read yet: the first round reads it
+    assert rig.health.portal_failures == 0
+    calls = len(rig.script.sizes)
+    await rig.push.resume()  # what the daemon does at start, before any round
+    assert rig.health.portal_failures == 7
+    assert len(rig.script.sizes) == calls  # read from the store, no portal call
     await rig.push.drain(max_seconds=60)
     assert rig.delivered()
     assert rig.script.sizes[-1] > 1  # full batches again once the portal answered

@@ -31,10 +31,11 @@ def _healthy(stack: SecureStack) -> bool:
         return False
 
 
-def _operator_events(stack: SecureStack) -> list[str]:
+def _operator_events(stack: SecureStack) -> list[tuple[str, str]]:
     conn = sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)
     try:
-        return [r[0] for r in conn.execute("SELECT service FROM audit WHERE action = 'operator'")]
+        query = "SELECT service, detail FROM audit WHERE action = 'operator' ORDER BY seq"
+        return [(r[0], r[1]) for r in conn.execute(query)]
     finally:
         conn.close()
 
@@ -77,7 +78,7 @@ def test_status_beyond_the_default_address_needs_the_token_and_actions_work(
     assert resynced.status_code == 200, resynced.text
     assert resynced.json()["queued"]["dossiers"] == 1
     assert preview.json()["queued"] == resynced.json()["queued"]  # the dry run counted it
-    assert _operator_events(stack) == ["retry", "resync"]
+    assert _operator_events(stack) == [("retry", "http; all dead"), ("resync", "http")]
 
 
 def settled_with(stack: SecureStack, token: str) -> bool:

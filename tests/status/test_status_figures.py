@@ -302,6 +302,6 @@ def test_an_operator_action_makes_the_next_snapshot_compute_anew(
     _queue(store, "D2", T0)
     shared = app.snapshot()
     assert (store.scans, _pending_headers(shared)) == (1, 1)
-    OperatorActions(app).retry([], all_dead=False)
+    OperatorActions(app, origin="cli").retry([], all_dead=False)
     renewed = app.snapshot()
     assert (store.scans, _pending_headers(renewed)) == (2, 2)

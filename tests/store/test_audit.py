@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 
 from connector.ports import AuditEvent
 from connector.store import SqlStore, verify_audit
-from connector.store.audit import GENESIS
+from connector.store.audit import GENESIS, dossier_keys, read_audit
 from connector.store.schema import audit
 
 
@@ -88,3 +88,48 @@ def test_swapped_rows_are_found(store: SqlStore) -> None:
     _swap_contents(store, 2, 4)
     check = verify_audit(store)
     assert (check.ok, check.first_bad_seq) == (False, 2)
+
+
+def _call(at: float, action: str, keys: list[str], outcome: str = "") -> AuditEvent:
+    return AuditEvent(
+        at=at, action=action, service="CapNhatTienDoHoSoMC", keys=keys, outcome=outcome
+    )
+
+
+@pytest.fixture
+def trail() -> Iterator[SqlStore]:
+    """Calls carrying three dossiers whose numbers share prefixes, and one with LIKE's
+    wildcards in it."""
+    opened = SqlStore.open("sqlite://")
+    opened.audit(
+        [
+            _call(100.0, "send", ["A-0001", "A-00012"]),
+            _call(101.0, "reply", ["A-0001", "A-00012"], "ack=2"),
+            _call(200.0, "send", ["A-00012|20260101080000|1", "A-0001|20260101090000|2"]),
+            _call(201.0, "reply", ["A-00012|20260101080000|1", "A-0001|20260101090000|2"]),
+            _call(300.0, "send", ["B_1%"]),
+            _call(301.0, "operator", [], "steps=3"),
+        ]
+    )
+    yield opened
+    opened.close()
+
+
+def test_read_audit_finds_a_dossiers_header_and_steps_and_nothing_else(trail: SqlStore) -> None:
+    """A dossier's records are those carrying its header or one of its steps; a dossier
+    whose number starts the same is not it, and LIKE's wildcards are taken literally."""
+    assert [r.seq for r in read_audit(trail, dossier="A-0001")] == [1, 2, 3, 4]
+    assert [r.seq for r in read_audit(trail, dossier="A-000")] == []
+    assert [r.seq for r in read_audit(trail, dossier="B_1%")] == [5]
+    assert [r.seq for r in read_audit(trail, dossier="B%")] == []
+    step_call = read_audit(trail, dossier="A-0001", action="send")[1]
+    assert dossier_keys(step_call, "A-0001") == ["A-0001|20260101090000|2"]
+
+
+def test_read_audit_filters_and_keeps_the_newest_in_order(trail: SqlStore) -> None:
+    """The newest `limit` records, oldest first; time bounds are [since, until)."""
+    assert [r.seq for r in read_audit(trail, limit=2)] == [5, 6]
+    assert [r.seq for r in read_audit(trail, action="reply")] == [2, 4]
+    assert [r.seq for r in read_audit(trail, since=200.0, until=300.0)] == [3, 4]
+    operator = read_audit(trail, action="operator")[0]
+    assert (operator.keys, operator.outcome) == ((), "steps=3")
