@@ -1,0 +1,64 @@
+"""State backups: a whole, checked copy, or a clear refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from connector.errors import ConfigError
+from connector.ports import AuditEvent
+from connector.store import SqlStore
+from connector.store.backup import back_up
+from connector.store.schema import audit
+
+
+def _store(path: Path, events: int = 3) -> SqlStore:
+    store = SqlStore.open(f"sqlite:///{path}")
+    store.audit(
+        [
+            AuditEvent(at=1000.0 + n, action="send", service="DongBoHoSoMC", keys=[f"D{n}"])
+            for n in range(events)
+        ]
+    )
+    return store
+
+
+def test_the_copy_is_checked_and_says_what_it_holds(tmp_path: Path) -> None:
+    store = _store(tmp_path / "state.db")
+    done = back_up(store.engine, tmp_path / "copy.db")
+    store.close()
+    assert done.ok and done.integrity == "ok"
+    assert done.audit.checked == 3
+    assert done.size == (tmp_path / "copy.db").stat().st_size > 0
+    assert not (tmp_path / "copy.db.part").exists()
+
+
+def test_a_copy_of_an_edited_trail_is_reported_unsound(tmp_path: Path) -> None:
+    """The copy is checked from its own file: an audit trail edited before the backup
+    shows up in the backup's verdict, so a backup never vouches for a broken trail."""
+    store = _store(tmp_path / "state.db")
+    with store.engine.begin() as conn:
+        conn.execute(update(audit).where(audit.c.seq == 2).values(outcome="ok"))
+    done = back_up(store.engine, tmp_path / "copy.db")
+    store.close()
+    assert not done.ok
+    assert done.audit.first_bad_seq == 2
+
+
+def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
+    store = _store(tmp_path / "state.db")
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"an older backup")
+    with pytest.raises(ConfigError, match="exists"):
+        back_up(store.engine, target)
+    store.close()
+    assert target.read_bytes() == b"an older backup"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "postgresql+psycopg://u@127.0.0.1:1/x"])
+def test_stores_without_a_file_are_refused_with_advice(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match="pg_dump"):
+        back_up(create_engine(url), tmp_path / "copy.db")
+    assert not (tmp_path / "copy.db").exists()
