@@ -15,6 +15,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+#: The states a job can be in (`JobHealth.state`), each a series of `connector_job_state`.
+JOB_STATES = ("ok", "idle", "paused", "retrying", "refused")
+JOBS = ("pull", "push", "reconcile")
+
 #: Portal calls take from milliseconds to the configured total timeout (60 s by default).
 _CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -108,6 +112,15 @@ class Metrics:
             "Age of the oldest pending outbox item.",
             registry=reg,
         )
+        # One series per job and state, 1 for the current one: an alert can say "the pull
+        # has been paused for ten minutes" without parsing /status. The job's label is
+        # `name`: Prometheus gives every scraped series its own `job` label.
+        self.job_state = Gauge(
+            "connector_job_state",
+            f"1 for each job's current state ({', '.join(JOB_STATES)}), 0 for the others.",
+            ["name", "state"],
+            registry=reg,
+        )
 
     def observe(self, snapshot: Mapping[str, Any]) -> None:
         """Set every gauge from a status snapshot; missing values read as 0."""
@@ -121,6 +134,10 @@ class Metrics:
             self.last_push_success.set(_timestamp(push.get("last_success_at")))
             self.failed_calls_in_a_row.set(_number(push.get("failed_calls_in_a_row")))
             self.session_active.set(1.0 if snapshot.get("session") == "active" else 0.0)
+            for job in JOBS:
+                current = _mapping(snapshot.get(job)).get("state")
+                for state in JOB_STATES:
+                    self.job_state.labels(job, state).set(1.0 if state == current else 0.0)
 
     def _observe_outbox(self, outbox: Any) -> None:
         seen: set[tuple[str, str]] = set()

@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 from connector.metrics import Metrics
 
 
-def _value(metrics: Metrics, name: str, **labels: str) -> float | None:
-    return metrics.registry.get_sample_value(name, labels)
+def _value(metrics: Metrics, metric: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(metric, labels)
 
 
 def test_observe_sets_gauges_from_snapshot(snapshot: dict[str, Any]) -> None:
@@ -27,6 +27,27 @@ def test_observe_sets_gauges_from_snapshot(snapshot: dict[str, Any]) -> None:
     # 2026-11-27T04:00:00Z
     assert _value(metrics, "connector_last_push_success_timestamp_seconds") == 1795752000.0
     assert _value(metrics, "connector_portal_failed_calls_in_a_row") == 3
+
+
+def test_each_job_reports_its_current_state_and_only_that(snapshot: dict[str, Any]) -> None:
+    """One series per job and state: 1 for the state the job is in, 0 for the others; a
+    job the snapshot does not mention (reconcile here) is in none."""
+    metrics = Metrics()
+    paused = {**snapshot, "pull": {**snapshot["pull"], "state": "paused"}}
+    metrics.observe(paused)
+    states = ("ok", "idle", "paused", "retrying", "refused")
+    pull = {s: _value(metrics, "connector_job_state", name="pull", state=s) for s in states}
+    assert pull == {"ok": 0, "idle": 0, "paused": 1, "retrying": 0, "refused": 0}
+    assert _value(metrics, "connector_job_state", name="push", state="ok") == 1
+    assert (
+        sum(_value(metrics, "connector_job_state", name="push", state=s) or 0 for s in states) == 1
+    )
+    assert not any(
+        _value(metrics, "connector_job_state", name="reconcile", state=s) for s in states
+    )
+    metrics.observe(snapshot)
+    assert _value(metrics, "connector_job_state", name="pull", state="paused") == 0
+    assert _value(metrics, "connector_job_state", name="pull", state="ok") == 1
 
 
 def test_observe_tolerates_an_empty_snapshot() -> None:
