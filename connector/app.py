@@ -67,6 +67,7 @@ class App:
             self.settings.source.url,
             self.mapping.streams,
             password=secret.get_secret_value() if secret else None,
+            timezone=self.mapping.timezone,
         )
 
     @cached_property
@@ -349,6 +350,8 @@ def _asked(selection: Selection, missing_only: bool) -> str:
         for name, value in (
             ("since", selection.since),
             ("until", selection.until),
+            ("changed_since", selection.changed_since),
+            ("changed_until", selection.changed_until),
             ("agency", selection.agency),
             ("procedure", selection.procedure),
         )

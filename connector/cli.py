@@ -182,6 +182,13 @@ def resync(
         str | None, typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM]).")
     ] = None,
     until: Annotated[str | None, typer.Option(help="Received before (YYYY-MM-DD[THH:MM]).")] = None,
+    changed_since: Annotated[
+        str | None,
+        typer.Option(help="Changed on or after (YYYY-MM-DD[THH:MM], local time unless zoned)."),
+    ] = None,
+    changed_until: Annotated[
+        str | None, typer.Option(help="Changed before (same form as --changed-since).")
+    ] = None,
     agency: Annotated[str | None, typer.Option(help="Local agency code.")] = None,
     procedure: Annotated[str | None, typer.Option(help="Local procedure code.")] = None,
     dry_run: Annotated[
@@ -203,11 +210,17 @@ def resync(
         dossier=dossier,
         since=_date(since, "--since"),
         until=_date(until, "--until"),
+        changed_since=_date(changed_since, "--changed-since"),
+        changed_until=_date(changed_until, "--changed-until"),
         agency=agency,
         procedure=procedure,
     )
     if selection == Selection():
-        fail("resync needs at least one of --dossier, --since, --until, --agency, --procedure", 2)
+        fail(
+            "resync needs at least one of --dossier, --since, --until, --changed-since, "
+            "--changed-until, --agency, --procedure",
+            2,
+        )
     with opened(config) as app, _progress() as advance:
         report = OperatorActions(app, origin="cli").resync(
             selection, dry_run=dry_run, missing_only=missing_only, progress=advance

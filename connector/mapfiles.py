@@ -20,7 +20,7 @@ from connector.core.catalogue_check import CrosswalkCodes, CrosswalkRow, catalog
 from connector.core.mapping import CompiledMapping, compile_mapping
 from connector.core.validation import is_agency_code, is_procedure_code
 from connector.errors import MappingError
-from connector.sources.streams import compile_streams
+from connector.sources.streams import SELECTION_PARAMS, compile_streams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +104,24 @@ def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]
     return compiled, doc, crosswalks
 
 
+def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Selection parameters a stream's `select` does not use: a resync asking for them is
+    refused at run time; better to learn it here."""
+    found: list[str] = []
+    for name, spec in compile_streams(streams).items():
+        if spec.select is None:
+            found.append(f"warning: streams.{name}: no 'select', so this stream cannot be resynced")
+            continue
+        unbound = spec.unbound(set(SELECTION_PARAMS))
+        if unbound:
+            names = ", ".join(f":{param}" for param in unbound)
+            found.append(
+                f"warning: streams.{name}.select does not use {names}: a resync selecting "
+                "by them is refused (see mappings/README.md)"
+            )
+    return found
+
+
 def load_mapping(path: Path) -> CompiledMapping:
     """The compiled mapping, or MappingError naming the file, the section and the key."""
     return _load(path)[0]
@@ -138,10 +156,10 @@ def _warnings(doc: Mapping[str, Any], crosswalks: list[_Crosswalk]) -> list[str]
 def check_mapping(path: Path) -> list[str]:
     """Findings for `connector mapping check`: errors, then warnings; [] when all is well."""
     try:
-        _, doc, crosswalks = _load(path)
+        compiled, doc, crosswalks = _load(path)
     except MappingError as exc:
         return [str(exc)]
-    return _warnings(doc, crosswalks)
+    return _warnings(doc, crosswalks) + _selection_warnings(compiled.streams)
 
 
 def catalogue_codes(path: Path) -> list[CrosswalkCodes]:

@@ -37,11 +37,18 @@ class Page:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Selection:
-    """Which dossiers an operator asked for (resync, retry); None means 'any'."""
+    """Which dossiers an operator asked for (resync, retry); None means 'any'.
+
+    `since`/`until` bound the date a dossier was received; `changed_since`/`changed_until`
+    bound when a record last changed (what the pull reads by), to send again what changed
+    in a window whatever the dossier's age.
+    """
 
     dossier: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    changed_since: datetime | None = None
+    changed_until: datetime | None = None
     agency: str | None = None
     procedure: str | None = None
 
@@ -58,7 +65,10 @@ class Source(Protocol):
         ...
 
     def select(self, stream: str, selection: Selection, batch: int) -> Iterator[list[SourceRecord]]:
-        """Every record of `stream` matching `selection`, in batches (for resync)."""
+        """Every record of `stream` matching `selection`, in batches (for resync).
+
+        Raises MappingError when called, before reading, if the stream cannot be narrowed
+        by what `selection` asks for."""
         ...
 
     def close(self) -> None: ...

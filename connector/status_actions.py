@@ -33,7 +33,9 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 100_000
-_SELECTORS = ("dossier", "since", "until", "agency", "procedure")
+_SELECTORS = (
+    "dossier", "since", "until", "changed_since", "changed_until", "agency", "procedure"
+)  # fmt: skip
 _RESYNC_FLAGS = ("dry_run", "missing_only")
 _UNCONFIGURED = "actions need status.token"
 
@@ -92,6 +94,8 @@ def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, dict[str, bool]]:
         dossier=texts["dossier"],
         since=_date(texts["since"], "since"),
         until=_date(texts["until"], "until"),
+        changed_since=_date(texts["changed_since"], "changed_since"),
+        changed_until=_date(texts["changed_until"], "changed_until"),
         agency=texts["agency"],
         procedure=texts["procedure"],
     )

@@ -155,6 +155,7 @@ class CompiledMapping:
     catalogue: validation.Catalogue
     header: _Shape
     step: _Shape
+    timezone: str  # `[mapping] timezone`: the zone of the source's times without one
 
     def map(self, stream: str, record: SourceRecord) -> Mapped:
         """Payload plus every mapping and validation problem; raises only for a wrong stream."""
@@ -483,6 +484,7 @@ def compile_mapping(
         catalogue=catalogue,
         header=replace(header, fused=_fuse(header, validation.header_plan(catalogue))),
         step=replace(step, fused=_fuse(step, validation.step_plan())),
+        timezone=ctx.timezone.key,
     )
 
 

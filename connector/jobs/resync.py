@@ -46,8 +46,10 @@ def resync(
     counts what would be queued, writing nothing.
     """
     report = ResyncReport()
-    for stream in source.streams():
-        for records in source.select(stream, selection, batch):
+    # Every stream's selection is opened (and checked) before anything is read or queued.
+    selected = [(stream, source.select(stream, selection, batch)) for stream in source.streams()]
+    for stream, pages in selected:
+        for records in pages:
             mapped = map_records(mapping, stream, records)
             bad = [m for m in mapped if not m.ok]
             report.read[stream] = report.read.get(stream, 0) + len(mapped)

@@ -38,7 +38,8 @@ class SqlSource:
 
     `timezone`, when given, is the zone the database's business times are in: an aware
     `Selection.since`/`until` is converted to it before being formatted. Naive datetimes
-    are formatted as they are.
+    are formatted as they are. `changed_since`/`changed_until` follow each stream's
+    `changed_time_format` and `changed_timezone` (`_changed_time`).
     """
 
     def __init__(
@@ -70,15 +71,33 @@ class SqlSource:
         return Page(records=list[SourceRecord](records), cursor=_cursor_of(spec, records[-1]))
 
     def select(self, stream: str, selection: Selection, batch: int) -> Iterator[list[SourceRecord]]:
-        """Every matching record in key order, `batch` at a time (keyset pagination)."""
+        """Every matching record in key order, `batch` at a time (keyset pagination).
+
+        The query is checked when this is called, before anything is read: a resync opens
+        every stream's selection first, so a stream that cannot be narrowed as asked stops
+        it before any record is queued.
+        """
         spec = self._spec(stream)
         if spec.select is None:
             raise MappingError(f"streams.{stream}: 'select' is missing")
-        params = self._selection_params(spec, selection) | {"limit": batch}
+        params = self._selection_params(spec, selection)
+        unbound = spec.unbound({name for name, value in params.items() if value is not None})
+        if unbound:
+            names = ", ".join(f":{name}" for name in unbound)
+            raise MappingError(
+                f"streams.{stream}.select does not use {names}, so this resync cannot narrow "
+                f"the stream by it and would read all of it; add a condition such as "
+                f"`AND (:{unbound[0]} IS NULL OR ...)` (see mappings/README.md)"
+            )
+        return self._pages(spec, spec.select, params | {"limit": batch}, batch)
+
+    def _pages(
+        self, spec: StreamSpec, query: TextClause, params: dict[str, Any], batch: int
+    ) -> Iterator[list[SourceRecord]]:
         after: Any = SELECT_START
         while True:
             with self._reading(spec) as conn:
-                records = _fetch(conn, spec.select, params | {"after": after})
+                records = _fetch(conn, query, params | {"after": after})
                 _attach(conn, spec, records)
             if records:
                 yield list[SourceRecord](records)
@@ -100,6 +119,8 @@ class SqlSource:
             "dossier": selection.dossier,
             "since": self._time(spec, selection.since),
             "until": self._time(spec, selection.until),
+            "changed_since": self._changed_time(spec, selection.changed_since),
+            "changed_until": self._changed_time(spec, selection.changed_until),
             "agency": selection.agency,
             "procedure": selection.procedure,
         }
@@ -110,6 +131,19 @@ class SqlSource:
         if moment.tzinfo is not None and self._zone is not None:
             moment = moment.astimezone(self._zone)
         return moment.strftime(spec.time_format)
+
+    def _changed_time(self, spec: StreamSpec, moment: datetime | None) -> str | None:
+        """A change-stamp bound as the stream's `changed_time_format` writes it. A naive
+        time is the operator's wall clock, taken in the source's `timezone`; it is then
+        converted to the stream's `changed_timezone` when one is set."""
+        if moment is None:
+            return None
+        if moment.tzinfo is None and self._zone is not None:
+            moment = moment.replace(tzinfo=self._zone)
+        target = spec.changed_timezone or self._zone
+        if moment.tzinfo is not None and target is not None:
+            moment = moment.astimezone(target)
+        return moment.strftime(spec.changed_time_format)
 
     @contextmanager
     def _reading(self, spec: StreamSpec) -> Iterator[Connection]:

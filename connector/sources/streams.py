@@ -10,12 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import TextClause, bindparam, text
 
 from connector.errors import MappingError
 
 DEFAULT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: What a `select` query may bind for an operator's selection (NULL when not asked). A
+#: resync that asks for one the query does not bind is refused: the database would ignore
+#: it and select the whole table.
+SELECTION_PARAMS = (
+    "dossier", "since", "until", "changed_since", "changed_until", "agency", "procedure"
+)  # fmt: skip
+#: What every `select` query must bind: its keyset pagination. Without `:after` a resync
+#: would read its first page for ever; without `:limit`, the whole selection at once.
+PAGING_PARAMS = ("after", "limit")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +50,15 @@ class StreamSpec:
     pull: TextClause
     select: TextClause | None
     children: tuple[ChildSpec, ...]
+    select_params: frozenset[str] = frozenset()  # the parameters `select` binds
+    # How :changed_since / :changed_until are written: a change stamp is often kept in
+    # another form and zone (UTC, say) than the business dates :since / :until compare to.
+    changed_time_format: str = DEFAULT_TIME_FORMAT
+    changed_timezone: ZoneInfo | None = None  # None: the source's own `timezone`
+
+    def unbound(self, asked: set[str]) -> list[str]:
+        """The selection parameters in `asked` that `select` does not bind."""
+        return sorted(asked - self.select_params)
 
 
 def compile_streams(streams: Mapping[str, Mapping[str, Any]]) -> dict[str, StreamSpec]:
@@ -69,19 +89,47 @@ def _stream(name: str, raw: Mapping[str, Any]) -> StreamSpec:
     start = tuple(_required(where, raw, "start", list))
     if len(start) != len(cursor):
         raise MappingError(f"{where}: 'start' must have one value per 'cursor' column")
-    select = raw.get("select")
-    if select is not None and not isinstance(select, str):
-        raise MappingError(f"{where}: 'select' must be a string")
+    select = _select(where, raw.get("select"))
+    time_format = str(raw.get("time_format", DEFAULT_TIME_FORMAT))
     return StreamSpec(
         name=name,
         key=key,
         cursor=cursor,
         start=start,
-        time_format=str(raw.get("time_format", DEFAULT_TIME_FORMAT)),
+        time_format=time_format,
         pull=text(pull),
-        select=None if select is None else text(select),
+        select=select,
         children=_children(where, raw.get("children", {})),
+        select_params=frozenset() if select is None else frozenset(select.compile().params),
+        changed_time_format=str(raw.get("changed_time_format", time_format)),
+        changed_timezone=_zone(where, raw.get("changed_timezone")),
     )
+
+
+def _zone(where: str, raw: Any) -> ZoneInfo | None:
+    if raw is None:
+        return None
+    try:
+        return ZoneInfo(str(raw))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(
+            f"{where}: 'changed_timezone' {raw!r} is not a time zone (e.g. UTC)"
+        ) from None
+
+
+def _select(where: str, raw: Any) -> TextClause | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise MappingError(f"{where}: 'select' must be a string")
+    query = text(raw)
+    missing = [f":{name}" for name in PAGING_PARAMS if name not in query.compile().params]
+    if missing:
+        raise MappingError(
+            f"{where}.select: must page with :after and :limit (`WHERE <key> > :after ... "
+            f"ORDER BY <key> LIMIT :limit`); {' and '.join(missing)} not used"
+        )
+    return query
 
 
 def _children(where: str, raw: Any) -> tuple[ChildSpec, ...]:

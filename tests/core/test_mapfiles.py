@@ -118,6 +118,24 @@ def test_check_warns_about_malformed_targets(mapping_dir: Path) -> None:
     ]
 
 
+def test_check_warns_about_selections_a_stream_cannot_make(mapping_dir: Path) -> None:
+    """A `select` without the change-time conditions still loads (resyncs by other
+    selections work), but the check says which resyncs it will refuse."""
+    path = mapping_dir / "demo.toml"
+    text = path.read_text(encoding="utf-8")
+    for line in (
+        "  AND (:changed_since IS NULL OR s.modified_at >= :changed_since)\n",
+        "  AND (:changed_until IS NULL OR s.modified_at < :changed_until)\n",
+    ):
+        assert line in text
+        text = text.replace(line, "")
+    path.write_text(text, encoding="utf-8")
+    assert check_mapping(path) == [
+        "warning: streams.steps.select does not use :changed_since, :changed_until: a "
+        "resync selecting by them is refused (see mappings/README.md)"
+    ]
+
+
 def test_the_shipped_demo_mapping_loads() -> None:
     """mappings/demo.toml with its real crosswalks compiles and maps a demo record."""
     csvs = [DEMO.parent / "demo" / "procedures.csv", DEMO.parent / "demo" / "agencies.csv"]

@@ -148,6 +148,45 @@ def test_resync_missing_only_queues_what_the_pull_missed(delivered: Stack) -> No
     assert (record["detail"], record["outcome"]) == ("cli; missing-only", "dossiers=1,steps=1")
 
 
+def test_resync_by_change_time_sends_what_changed_in_the_window(delivered: Stack) -> None:
+    """New activity is stamped on 1 January 2000 (UTC), behind the cursor: the pull never
+    reads it. A resync of what changed that day (a naive time is Hà Nội's wall clock, so
+    07:00 is midnight UTC) reads exactly those records, and the portal then holds them."""
+    import sqlite3
+
+    from connector.demo.live import DemoActivity
+
+    config = str(delivered.config)
+    activity = DemoActivity(delivered.demo_db, delivered.mapping.parent / "demo", seed=5)
+    try:
+        activity.tick(new_dossiers=3, advances=4)
+    finally:
+        activity.close()
+    with sqlite3.connect(delivered.demo_db) as db:
+        (newest,) = db.execute("SELECT max(modified_at) FROM dossiers").fetchone()
+        counts = {}
+        for table in ("dossiers", "steps"):
+            counts[table] = db.execute(
+                f"UPDATE {table} SET modified_at = '2000-01-01T00:00:' ||"
+                f" printf('%09.6f', id / 1e6) || 'Z' WHERE modified_at >= ?",
+                (newest[:16],),
+            ).rowcount
+    assert counts["dossiers"] >= 3 and counts["steps"] >= 3
+    before = delivered.stats()
+    delivered.cli("run", "--once", "--config", config)
+    assert delivered.stats()["dossiers"] == before["dossiers"]  # the pull missed them
+
+    window = ("--changed-since", "2000-01-01T07:00", "--changed-until", "2000-01-02")
+    result = delivered.cli("resync", *window, "--missing-only", "--config", config).stdout
+    assert f"dossiers: read {counts['dossiers']}," in result
+    assert f"steps: read {counts['steps']}," in result
+    delivered.cli("run", "--once", "--config", config)
+    held = held_by_sandbox(delivered.sandbox_db)
+    expected = expected_from_demo(delivered.demo_db)
+    assert set(held.dossiers) == set(expected.dossiers)
+    assert delivered.stats()["dossiers"] == before["dossiers"] + 3
+
+
 def test_audit_show_lists_every_call_that_carried_a_dossier(delivered: Stack) -> None:
     """`audit show --dossier` gives the calls that carried the dossier's header and each
     of its steps, every send followed by its reply, and only those calls."""

@@ -105,6 +105,7 @@ async def test_resync_builds_the_selection() -> None:
         "agency": "HN-UB-01",
         "since": "2026-11-01",
         "until": "2026-11-02T08:00",
+        "changed_since": "2026-11-20T10:00+07:00",
         "dry_run": True,
     }
     async with _client(actions) as client:
@@ -115,6 +116,8 @@ async def test_resync_builds_the_selection() -> None:
     assert selection.agency == "HN-UB-01"
     assert selection.since is not None and selection.since.day == 1
     assert selection.until is not None and selection.until.hour == 8
+    assert selection.changed_since is not None and selection.changed_since.utcoffset()
+    assert selection.changed_until is None
 
 
 async def test_resync_can_queue_only_what_is_missing() -> None:
@@ -140,6 +143,7 @@ async def test_resync_can_queue_only_what_is_missing() -> None:
         ("/actions/resync", {}, "at least one"),
         ("/actions/resync", {"dry_run": True}, "at least one"),
         ("/actions/resync", {"since": PERSONAL_VALUE}, "since"),
+        ("/actions/resync", {"changed_until": "yesterday"}, "changed_until"),
         ("/actions/resync", {"dossier": 7}, "dossier"),
         ("/actions/resync", {"dossier": "X", "dry_run": 1}, "dry_run"),
         ("/actions/resync", {"dossier": "X", "missing_only": "yes"}, "missing_only"),

@@ -140,6 +140,83 @@ def test_select_by_time_window(source: SqlSource, db_path: Path) -> None:
     assert 0 < len(chosen) < 200
 
 
+def test_select_by_when_records_changed(source: SqlSource, db_path: Path) -> None:
+    """changed_since/changed_until select on the change stamp, written in the stream's
+    `changed_time_format` and `changed_timezone` (the demo's: ISO 8601 in UTC); a naive
+    time is Hà Nội's wall clock. Each stream selects its own changed records."""
+    stamp = "2026-03-05T02:00:00.000000Z"  # 09:00 in Hà Nội
+    _sql(db_path, "UPDATE dossiers SET modified_at = ? WHERE id IN (7, 9)", stamp)
+    _sql(db_path, "UPDATE steps SET modified_at = ? WHERE id IN (3, 4, 5)", stamp)
+    window = Selection(
+        changed_since=datetime(2026, 3, 5, 9, 0), changed_until=datetime(2026, 3, 5, 9, 1)
+    )
+    assert [r["id"] for r in _select(source, window)] == [7, 9]
+    steps = [r["id"] for chunk in source.select("steps", window, 100) for r in chunk]
+    assert steps == [3, 4, 5]
+    utc = Selection(changed_since=datetime(2026, 3, 5, 2, 0, 0, 1, tzinfo=UTC))
+    assert _select(source, utc) == []  # after the stamp, to the microsecond
+
+
+def test_a_selection_the_query_cannot_narrow_is_refused_before_reading(
+    streams: dict[str, Any], db_path: Path
+) -> None:
+    """A select without :agency would ignore it and read the whole table: a resync asking
+    for an agency is refused, naming the stream and the parameter, before any read."""
+    narrow = copy.deepcopy(streams)
+    narrow["steps"]["select"] = narrow["steps"]["select"].replace(
+        "AND (:agency IS NULL OR d.agency_code = :agency)", ""
+    )
+    source = SqlSource(f"sqlite:///{db_path}", narrow)
+    try:
+        assert list(source.select("steps", Selection(dossier="X"), 10)) == []
+        with pytest.raises(MappingError, match=r"streams\.steps\.select does not use :agency"):
+            source.select("steps", Selection(agency="HN-01"), 10)
+    finally:
+        source.close()
+
+
+def test_a_resync_checks_every_stream_before_queuing_anything(
+    streams: dict[str, Any], db_path: Path
+) -> None:
+    """The dossiers stream can be narrowed by agency, the steps stream cannot: the resync
+    stops before the dossiers are read, so it never queues half of what was asked."""
+    from connector.clock import SystemClock
+    from connector.jobs.resync import resync
+    from connector.mapfiles import load_mapping
+    from tests.sources.conftest import MAPPINGS
+
+    class Untouched:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the store was used: {name}")
+
+    narrow = copy.deepcopy(streams)
+    narrow["steps"]["select"] = narrow["steps"]["select"].replace(
+        "AND (:agency IS NULL OR d.agency_code = :agency)", ""
+    )
+    (agency,) = _sql(db_path, "SELECT agency_code FROM dossiers LIMIT 1")[0]
+    source = SqlSource(f"sqlite:///{db_path}", narrow)
+    try:
+        assert _select(source, Selection(agency=agency))  # there is something to queue
+        with pytest.raises(MappingError, match=r"streams\.steps\.select does not use :agency"):
+            resync(
+                source=source,
+                mapping=load_mapping(MAPPINGS / "demo.toml"),
+                store=Untouched(),  # type: ignore[arg-type]
+                clock=SystemClock(),
+                selection=Selection(agency=agency),
+            )
+    finally:
+        source.close()
+
+
+def test_a_select_must_page_with_after_and_limit(streams: dict[str, Any]) -> None:
+    """Without :after a resync would read its first page for ever: refused at load."""
+    unpaged = copy.deepcopy(streams)
+    unpaged["dossiers"]["select"] = unpaged["dossiers"]["select"].replace("d.id > :after", "1=1")
+    with pytest.raises(MappingError, match=r"streams\.dossiers\.select: .*:after not used"):
+        SqlSource("sqlite://", unpaged)
+
+
 def test_select_batches(source: SqlSource) -> None:
     """Selections come in batches of at most `batch`, covering every match once."""
     batches = list(source.select("dossiers", Selection(), 30))
