@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -209,7 +210,7 @@ class App:
         out = {}
         for stream, (position, moved_at) in self.store.cursors().items():
             caught_up = self.health.caught_up.get(stream)
-            behind = _parse_time(position[0]) if position else None
+            behind = parse_stamp(position[0], self._stamp_zone(stream)) if position else None
             lag = 0.0 if caught_up or behind is None else max(0.0, now - behind)
             out[stream] = {
                 "position": list(position),
@@ -218,6 +219,17 @@ class App:
                 "lag_s": round(lag, 1),
             }
         return out
+
+    def _stamp_zone(self, stream: str) -> ZoneInfo:
+        """The zone of a stream's change stamps when they carry none: the stream's
+        `changed_timezone`, else the mapping's `timezone` (most local systems keep Vietnam
+        wall time). Read as UTC, such a stamp would hide the first seven hours of lag."""
+        try:
+            mapping = self.mapping
+            name = mapping.streams.get(stream, {}).get("changed_timezone") or mapping.timezone
+            return ZoneInfo(str(name))
+        except Exception:  # status must work even when the mapping does not load
+            return ZoneInfo("UTC")
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the store answers and the portal has not refused the connector.
@@ -378,17 +390,19 @@ def _job(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse_time(value: Any) -> float | None:
-    """A cursor's first column as epoch seconds, when it is a timestamp."""
+def parse_stamp(value: Any, zone: ZoneInfo) -> float | None:
+    """A cursor's first column as epoch seconds, when it is a timestamp; one without a
+    zone is taken in `zone`."""
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if not isinstance(value, str) or not value:
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)).timestamp()
 
 
 def _waiting_for_worker(reason: str) -> None:

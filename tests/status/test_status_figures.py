@@ -305,3 +305,17 @@ def test_an_operator_action_makes_the_next_snapshot_compute_anew(
     OperatorActions(app, origin="cli").retry([], all_dead=False)
     renewed = app.snapshot()
     assert (store.scans, _pending_headers(renewed)) == (2, 2)
+
+
+def test_a_cursor_stamp_without_a_zone_is_read_in_the_streams_zone(
+    app: App, store: WatchedStore
+) -> None:
+    """Most local systems stamp changes in Vietnam wall time without a zone. Read as UTC,
+    a cursor two hours behind would show no lag at all. A stream's `changed_timezone`
+    (the demo's streams: UTC) wins over the mapping's `timezone` (Asia/Ho_Chi_Minh)."""
+    two_hours_ago_in_hanoi = "2027-01-15 13:00:00"  # T0 is 15:00 in Hà Nội
+    for stream in ("legacy", "dossiers"):
+        store.inner.ingest(stream, [], (two_hours_ago_in_hanoi, 1), now=T0)
+    cursors = app.snapshot(fresh=True)["cursors"]
+    assert cursors["legacy"]["lag_s"] == 7200.0
+    assert cursors["dossiers"]["lag_s"] == 0.0  # 13:00 UTC: not yet reached
