@@ -125,6 +125,34 @@ def run(
 
 
 @cli.command()
+def check(
+    config: ConfigOpt = None,
+    json: Annotated[bool, typer.Option("--json", help="One JSON object per part.")] = False,
+) -> None:
+    """Try every part the connector needs, once: the mapping, each stream of the local
+    system, the state store, a login to the portal. Sends nothing; exit 1 if a part fails."""
+    from connector.preflight import preflight
+
+    with opened(config) as app:
+        findings = preflight(app)
+    if json:
+        for finding in findings:
+            line = {"part": finding.part, "ok": finding.ok, "detail": finding.detail}
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    else:
+        table = Table("part", "result", "detail")
+        for finding in findings:
+            verdict = "[green]ok[/green]" if finding.ok else "[red]FAILED[/red]"
+            table.add_row(finding.part, verdict, escape(finding.detail))
+        out.print(table)
+    failed = [finding.part for finding in findings if not finding.ok]
+    if failed:
+        fail(f"{len(failed)} part(s) failed: {', '.join(failed)}")
+    if not json:
+        out.print("[green]ready[/green]: every part answered")
+
+
+@cli.command()
 def status(
     config: ConfigOpt = None,
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

@@ -94,6 +94,11 @@ class Portal(Protocol):
         Raises PortalTransient / PortalRefused."""
         ...
 
+    async def probe(self) -> None:
+        """Log in (or keep a live session) without sending anything: `connector check`.
+        Raises PortalTransient / PortalRefused."""
+        ...
+
     def session_state(self) -> str:
         """'none', 'active', or 'refused: <reason>' for the status page."""
         ...

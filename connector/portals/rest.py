@@ -88,6 +88,10 @@ class RestPortal:
         rows = await self._retrying(lambda: self._rows(self._settings.share_path, body))
         return rows or []
 
+    async def probe(self) -> None:
+        """One login (no retries: an operator is waiting for the answer)."""
+        await self._session.token()
+
     def session_state(self) -> str:
         return self._session.state()
 

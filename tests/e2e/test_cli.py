@@ -278,6 +278,38 @@ def _cap_backoff(stack: Stack, seconds: int) -> None:
     stack.config.write_text(text.replace("backoff_max = 2\n", f"backoff_max = {seconds}\n"))
 
 
+def test_check_tries_every_part_and_sends_nothing(stack: Stack) -> None:
+    """On a working installation `check` says ready: the mapping, both streams, the state
+    store and a login, and the portal received no dossier and no step."""
+    stack.start_sandbox()
+    result = stack.cli("check", "--config", str(stack.config))
+    assert "ready: every part answered" in result.stdout
+    for part in ("mapping", "local system: dossiers", "local system: steps", "state store"):
+        assert part in result.stdout
+    assert "logged in as demo" in result.stdout
+    stats = stack.stats()
+    assert (stats["dossiers"], stats["steps"], stats["logins"]) == (0, 0, 1)
+
+
+def test_check_names_every_part_that_fails(stack: Stack) -> None:
+    """A local database that cannot be opened and a wrong password: both are reported, the
+    state store is still tried, and the password never appears in the output."""
+    stack.start_sandbox()
+    text = stack.config.read_text(encoding="utf-8")
+    broken = text.replace(f'url = "sqlite:///{stack.demo_db}"', f'url = "sqlite:///{stack.tmp}"')
+    assert broken != text
+    stack.config.write_text(broken, encoding="utf-8")
+    stack.password = "not-" + stack.password
+    result = stack.cli("check", "--json", "--config", str(stack.config), check=False)
+    assert result.returncode == 1
+    assert "3 part(s) failed: local system: dossiers, local system: steps, portal" in result.stderr
+    found = {f["part"]: f for f in map(json.loads, result.stdout.splitlines())}
+    assert [part for part, f in found.items() if f["ok"]] == ["mapping", "state store"]
+    assert "unable to open database file" in found["local system: dossiers"]["detail"]
+    assert found["portal"]["detail"].startswith("refused: ")
+    assert stack.password not in result.stdout + result.stderr
+
+
 def test_bad_config_names_the_key(stack: Stack) -> None:
     """A wrong setting stops the command with exit code 2 and names the key."""
     stack.config.write_text(stack.config.read_text().replace("page_size = 200", "page_size = -1"))
