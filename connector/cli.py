@@ -554,7 +554,7 @@ def _print_mapped(mapped: Mapped) -> None:
     out.print_json(data=mapped.payload)
 
 
-AUDIT_ACTIONS = ("send", "reply", "error", "lookup", "operator")
+AUDIT_ACTIONS = ("send", "reply", "operator")
 
 
 @audit_app.command("show")

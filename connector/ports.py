@@ -175,7 +175,7 @@ class AuditEvent:
     """One send or reply, recorded without personal data (payload hashes only)."""
 
     at: float
-    action: str  # "send" | "reply" | "error" | "lookup" | "operator"
+    action: str  # "send" | "reply" | "operator"
     service: str  # e.g. "DongBoHoSoMC"
     keys: Sequence[str]  # MaHoSo / step keys concerned
     payload_hash: str = ""  # hash over the items' content hashes
