@@ -40,7 +40,13 @@ from connector.errors import (
 from connector.logs import configure_logging
 from connector.ports import BlockedDossier, Selection
 from connector.settings import Settings
-from connector.store.audit import AuditRecord, dossier_keys, read_audit, verify_audit
+from connector.store.audit import (
+    AuditRecord,
+    archive_audit,
+    dossier_keys,
+    read_audit,
+    verify_audit,
+)
 from connector.store.sql import SqlStore
 
 out = Console()
@@ -633,14 +639,48 @@ def _sql_store(app: App, command: str) -> SqlStore:
 
 
 @audit_app.command("verify")
-def audit_verify(config: ConfigOpt = None) -> None:
+def audit_verify(
+    config: ConfigOpt = None,
+    archive: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--archive",
+            help="An archive `audit archive` wrote, oldest first (repeat for each): the "
+            "chain is then walked from its very first record.",
+        ),
+    ] = None,
+) -> None:
     """Check the audit trail's hash chain; exit 1 if a record was edited, deleted or moved."""
     with opened(config) as app:
-        check = verify_audit(_sql_store(app, "audit verify"))
+        check = verify_audit(_sql_store(app, "audit verify"), archives=archive or [])
     if check.ok:
         out.print(f"[green]audit trail intact[/green]: {check.checked} records")
         return
     fail(f"audit trail broken at record {check.first_bad_seq}: {check.reason}")
+
+
+@audit_app.command("archive")
+def audit_archive(
+    target: Annotated[Path, typer.Argument(help="A new file for the archived records.")],
+    before: Annotated[
+        str, typer.Option(help="Move the records written before this (ISO 8601; UTC unless zoned).")
+    ],
+    config: ConfigOpt = None,
+) -> None:
+    """Move old audit records to a file (JSON lines, hashes kept), out of the state store.
+    Keep the files: `audit verify --archive …` walks the chain through them."""
+    cut = _instant(before, "--before")
+    assert cut is not None
+    with opened(config) as app:
+        done = archive_audit(_sql_store(app, "audit archive"), before=cut, target=target)
+    if done.records == 0:
+        out.print(f"nothing written before {before} is left in the store; no file written")
+        return
+    out.print(
+        f"archived {done.records} records (seq {done.first_seq}–{done.last_seq}) to "
+        f"{done.path}; the store's trail now goes on from seq {done.last_seq}",
+        highlight=False,
+    )
 
 
 @state_app.command("backup")

@@ -1,7 +1,8 @@
 """Housekeeping: keep the outbox small by dropping old acknowledged and superseded rows.
 
 What the portal holds stays in the `known` table, so an unchanged header is still not
-sent again after its row is gone; the audit trail is never purged.
+sent again after its row is gone; the audit trail is never purged (an operator moves old
+records out with `connector audit archive`).
 """
 
 from __future__ import annotations

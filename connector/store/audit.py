@@ -7,26 +7,37 @@ off the end is noticed too. The trail holds payload hashes, never payloads: no p
 
 `read_audit` is what an operator reads it with (`connector audit show`): every call that
 carried a dossier, when, and what the portal answered.
+
+The trail grows with every call, so old records can be moved out (`archive_audit`): they
+go to a file of JSON lines, every field and both hashes kept, and the newest one moved
+out becomes the store's `audit_base` in `meta`, from which the chain goes on. Verifying
+with the archives (`verify_audit(..., archives=[...])`) walks the whole chain from its
+first record; without them, from the base.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine, RowMapping, or_, select
+from sqlalchemy import Connection, Engine, RowMapping, delete, func, or_, select
 
+from connector.errors import ConfigError, StoreError
 from connector.ports import AuditEvent
 from connector.store.engine import READ_ONLY, upsert
 from connector.store.schema import audit, meta
 
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
+BASE_KEY = "audit_base"  # "seq:hash" of the newest archived record
 _PAGE = 1000
 _FIELDS = ("seq", "at", "action", "service", "keys", "payload_hash", "outcome", "detail")
+_RECORD = (*_FIELDS, "prev_hash", "hash")  # what an archive keeps of each row
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,10 +76,11 @@ def link(prev_hash: str, fields: Mapping[str, Any]) -> str:
 
 
 def append(conn: Connection, events: Sequence[AuditEvent]) -> None:
-    """Chain `events` after the newest row; run inside the store's write transaction."""
+    """Chain `events` after the newest row (or the archived base, when every row was
+    archived); run inside the store's write transaction."""
     last = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
     head = last.first()
-    seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
+    seq, prev = (head.seq, head.hash) if head is not None else _base(conn)
     rows = []
     for event in events:
         seq += 1
@@ -95,31 +107,170 @@ def _fields(seq: int, event: AuditEvent) -> dict[str, Any]:
 
 
 def _set_head(conn: Connection, seq: int, digest: str) -> None:
-    value = f"{seq}:{digest}"
-    statement = upsert(conn, meta).values(key=HEAD_KEY, value=value)
+    _set_meta(conn, HEAD_KEY, f"{seq}:{digest}")
+
+
+def _base(conn: Connection) -> tuple[int, str]:
+    """Where the chain in the store starts: after the newest archived record, if any."""
+    value = conn.scalar(select(meta.c.value).where(meta.c.key == BASE_KEY))
+    if not value:
+        return 0, GENESIS
+    seq, _, digest = value.partition(":")
+    return int(seq), digest
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    statement = upsert(conn, meta).values(key=key, value=value)
     conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
-def verify_audit(source: Engine | HasEngine) -> AuditCheck:
-    """Walk the whole chain in order and report the first row that breaks it."""
+def verify_audit(source: Engine | HasEngine, *, archives: Sequence[Path] = ()) -> AuditCheck:
+    """Walk the chain in order and report the first row that breaks it.
+
+    With `archives` (the files `archive_audit` wrote, oldest first) the walk starts at the
+    first record ever written and must reach the store's base exactly; without them it
+    starts at the base, which is then taken on trust.
+    """
     engine = source if isinstance(source, Engine) else source.engine
     with engine.connect() as conn:
-        return _verify(conn.execution_options(**{READ_ONLY: True}))
+        return _verify(conn.execution_options(**{READ_ONLY: True}), archives)
 
 
-def _verify(conn: Connection) -> AuditCheck:
-    expected, prev, checked = 1, GENESIS, 0
-    for row in _rows(conn):
-        fields = {name: row[name] for name in _FIELDS}
-        problem = _problem(row, expected, prev, link(row["prev_hash"], fields))
+@dataclass(slots=True)
+class _Walk:
+    """Where a walk along the chain is: the next seq expected and the hash it links to."""
+
+    expected: int
+    prev: str
+    checked: int = 0
+
+    def over(self, rows: Iterable[Mapping[Any, Any]]) -> str:
+        """Walk `rows`; the first problem found, or ''."""
+        for row in rows:
+            fields = {name: row[name] for name in _FIELDS}
+            problem = _problem(row, self.expected, self.prev, link(row["prev_hash"], fields))
+            if problem:
+                return problem
+            self.prev, self.expected, self.checked = (
+                row["hash"],
+                self.expected + 1,
+                self.checked + 1,
+            )
+        return ""
+
+    def broken(self, reason: str) -> AuditCheck:
+        return AuditCheck(
+            ok=False, checked=self.checked, first_bad_seq=self.expected, reason=reason
+        )
+
+
+def _verify(conn: Connection, archives: Sequence[Path]) -> AuditCheck:
+    base_seq, base_hash = _base(conn)
+    walk = _Walk(expected=1, prev=GENESIS) if archives else _Walk(base_seq + 1, base_hash)
+    for path in archives:
+        problem = walk.over(archived_rows(path))
         if problem:
-            return AuditCheck(ok=False, checked=checked, first_bad_seq=expected, reason=problem)
-        prev, expected, checked = row["hash"], expected + 1, checked + 1
+            return walk.broken(f"{path}: {problem}")
+    if archives and (walk.expected - 1, walk.prev) != (base_seq, base_hash):
+        return walk.broken(
+            f"the archives end at seq {walk.expected - 1} but the store's trail goes on "
+            f"from seq {base_seq}: an archive is missing, or the base was moved"
+        )
+    problem = walk.over(_rows(conn, after=base_seq))
+    if problem:
+        return walk.broken(problem)
+    last = walk.expected - 1
     head = conn.scalar(select(meta.c.value).where(meta.c.key == HEAD_KEY)) or f"0:{GENESIS}"
-    if head != f"{checked}:{prev}":
-        reason = f"the trail ends at seq {checked} but its recorded head is {head.split(':')[0]}"
-        return AuditCheck(ok=False, checked=checked, first_bad_seq=checked + 1, reason=reason)
-    return AuditCheck(ok=True, checked=checked)
+    if head != f"{last}:{walk.prev}":
+        reason = f"the trail ends at seq {last} but its recorded head is {head.split(':')[0]}"
+        return walk.broken(reason)
+    return AuditCheck(ok=True, checked=walk.checked)
+
+
+# --- archiving --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Archived:
+    """What `archive_audit` moved out: records `first_seq` to `last_seq`, into `path`."""
+
+    path: Path
+    records: int
+    first_seq: int = 0
+    last_seq: int = 0
+
+
+def archive_audit(
+    source: Engine | HasEngine, *, before: float, target: Path, chunk: int = 10_000
+) -> Archived:
+    """Move the records written before `before` out of the store into `target`.
+
+    Only an intact trail is archived. What goes is the longest run of records from the
+    oldest on whose times are all before `before` (a clock set back cannot split the
+    chain). The file is written whole first (JSON lines, then renamed into place); the
+    records are then deleted in chunks, each chunk in one transaction that also moves the
+    base to its newest record, so the chain verifies at every moment, and a daemon that
+    goes on writing waits for one chunk at most.
+    """
+    engine = source if isinstance(source, Engine) else source.engine
+    if target.exists():
+        raise ConfigError(f"{target} exists: archive to a new file")
+    check = verify_audit(engine)
+    if not check.ok:
+        raise StoreError(
+            f"the audit trail is broken at record {check.first_bad_seq} ({check.reason}); "
+            "only an intact trail is archived"
+        )
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{READ_ONLY: True})
+        base_seq, _ = _base(conn)
+        last = _last_before(conn, base_seq, before)
+        if last <= base_seq:
+            return Archived(path=target, records=0)
+        _write_archive(conn, target, after=base_seq, last=last)
+    for start in range(base_seq, last, chunk):
+        end = min(start + chunk, last)
+        with engine.begin() as conn:
+            digest = conn.scalar(select(audit.c.hash).where(audit.c.seq == end))
+            conn.execute(delete(audit).where(audit.c.seq > start, audit.c.seq <= end))
+            _set_meta(conn, BASE_KEY, f"{end}:{digest}")
+    return Archived(path=target, records=last - base_seq, first_seq=base_seq + 1, last_seq=last)
+
+
+def _last_before(conn: Connection, base_seq: int, before: float) -> int:
+    newer = select(func.min(audit.c.seq)).where(audit.c.seq > base_seq, audit.c.at >= before)
+    first_newer = conn.scalar(newer)
+    if first_newer is not None:
+        return int(first_newer) - 1
+    return int(conn.scalar(select(func.max(audit.c.seq))) or base_seq)
+
+
+def _write_archive(conn: Connection, target: Path, *, after: int, last: int) -> None:
+    part = target.with_name(target.name + ".part")
+    try:
+        with part.open("wb") as handle:
+            for row in _rows(conn, after=after, last=last):
+                handle.write(orjson.dumps({name: row[name] for name in _RECORD}) + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def archived_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of an archive file, in order; a line that is not a record is reported
+    as a broken chain by the walk (its fields do not hash)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise StoreError(f"{path}:{number}: not a JSON record") from None
+            if not isinstance(row, dict) or not set(_RECORD) <= set(row):
+                raise StoreError(f"{path}:{number}: not an audit record")
+            yield row
 
 
 def read_audit(
@@ -181,7 +332,7 @@ def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _problem(row: RowMapping, expected: int, prev: str, digest: str) -> str:
+def _problem(row: Mapping[Any, Any], expected: int, prev: str, digest: str) -> str:
     if row["seq"] != expected:
         return f"seq {expected} is missing (next row is {row['seq']}): rows were deleted"
     if row["prev_hash"] != prev:
@@ -191,10 +342,11 @@ def _problem(row: RowMapping, expected: int, prev: str, digest: str) -> str:
     return ""
 
 
-def _rows(conn: Connection) -> Iterator[RowMapping]:
-    after = 0
+def _rows(conn: Connection, *, after: int = 0, last: int | None = None) -> Iterator[RowMapping]:
     while True:
         query = select(audit).where(audit.c.seq > after).order_by(audit.c.seq).limit(_PAGE)
+        if last is not None:
+            query = query.where(audit.c.seq <= last)
         page = conn.execute(query).mappings().all()
         yield from page
         if len(page) < _PAGE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,26 @@ def test_cutting_the_newest_rows_is_noticed(audited: tuple[SecureStack, Path]) -
     verdict = stack.cli("audit", "verify", check=False)
     assert verdict.returncode == 1
     assert f"broken at record {last - 1}" in verdict.stderr, verdict.stderr
+
+
+def test_archived_records_leave_the_store_and_verify_through_the_file(
+    audited: tuple[SecureStack, Path], seeded: Seeded
+) -> None:
+    """`audit archive` moves the run's records to a file of hashes (no personal data); the
+    store's trail goes on from them, and `verify --archive` walks the chain through it."""
+    stack, _ = audited
+    with closing(sqlite3.connect(stack.state_db)) as conn:
+        (total,) = conn.execute("SELECT count(*) FROM audit").fetchone()
+    target = stack.tmp / "archive-1.jsonl"
+    done = stack.cli("audit", "archive", str(target), "--before", "2999-01-01")
+    assert f"archived {total} records (seq 1–{total})" in done.stdout
+    assert seeded.found_in(target.read_text(encoding="utf-8")) == []
+    assert "0 record(s)" in stack.cli("audit", "show").stdout
+    assert "audit trail intact: 0 records" in stack.cli("audit", "verify").stdout
+    whole = stack.cli("audit", "verify", "--archive", str(target))
+    assert f"audit trail intact: {total} records" in whole.stdout
+    again = stack.cli("audit", "archive", str(target), "--before", "2999-01-01", check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    target.write_text(target.read_text(encoding="utf-8").replace('"reply"', '"send"', 1))
+    edited = stack.cli("audit", "verify", "--archive", str(target), check=False)
+    assert edited.returncode == 1 and "edited" in edited.stderr

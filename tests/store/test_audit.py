@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
+from connector.errors import ConfigError, StoreError
 from connector.ports import AuditEvent
 from connector.store import SqlStore, verify_audit
-from connector.store.audit import GENESIS, dossier_keys, read_audit
-from connector.store.schema import audit
+from connector.store.audit import GENESIS, archive_audit, dossier_keys, read_audit
+from connector.store.schema import audit, meta
 
 
 @pytest.fixture
@@ -133,3 +135,89 @@ def test_read_audit_filters_and_keeps_the_newest_in_order(trail: SqlStore) -> No
     assert [r.seq for r in read_audit(trail, since=200.0, until=300.0)] == [3, 4]
     operator = read_audit(trail, action="operator")[0]
     assert (operator.keys, operator.outcome) == ((), "steps=3")
+
+
+# --- archiving ---------------------------------------------------------------------------------
+
+
+def _trail(path: Path, times: list[float]) -> SqlStore:
+    store = SqlStore.open(f"sqlite:///{path}")
+    store.audit([_event_at(t) for t in times])
+    return store
+
+
+def _event_at(at: float) -> AuditEvent:
+    return AuditEvent(at=at, action="send", service="DongBoHoSoMC", keys=[f"D{int(at)}"])
+
+
+def test_archiving_moves_old_records_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    """Records before the cut go to the file and leave the store; the store verifies from
+    its base, the archive and the store verify as one chain, and new records follow on."""
+    store = _trail(tmp_path / "state.db", [100.0, 200.0, 300.0, 400.0, 500.0])
+    first = archive_audit(store, before=350.0, target=tmp_path / "a1.jsonl", chunk=2)
+    assert (first.records, first.first_seq, first.last_seq) == (3, 1, 3)
+    assert [r.seq for r in read_audit(store)] == [4, 5]
+    assert verify_audit(store).ok and verify_audit(store).checked == 2
+    whole = verify_audit(store, archives=[tmp_path / "a1.jsonl"])
+    assert whole.ok and whole.checked == 5
+
+    store.audit([_event_at(600.0)])
+    second = archive_audit(store, before=10_000.0, target=tmp_path / "a2.jsonl")
+    assert (second.records, second.first_seq, second.last_seq) == (3, 4, 6)
+    assert read_audit(store) == []
+    store.audit([_event_at(700.0)])  # the chain goes on from the base, not from genesis
+    assert [r.seq for r in read_audit(store)] == [7]
+    archives = [tmp_path / "a1.jsonl", tmp_path / "a2.jsonl"]
+    assert verify_audit(store).ok
+    assert verify_audit(store, archives=archives).checked == 7
+    store.close()
+
+
+def test_a_clock_set_back_does_not_split_the_chain(tmp_path: Path) -> None:
+    """Only the run of records from the oldest on that are all before the cut goes."""
+    store = _trail(tmp_path / "state.db", [100.0, 900.0, 200.0, 300.0])
+    done = archive_audit(store, before=500.0, target=tmp_path / "a.jsonl")
+    assert (done.records, done.last_seq) == (1, 1)
+    assert verify_audit(store, archives=[tmp_path / "a.jsonl"]).ok
+    store.close()
+
+
+def test_archives_and_store_must_meet(tmp_path: Path) -> None:
+    """Without its first archive, or with an archived record edited, or with rows deleted
+    and the base moved over them, the whole chain does not verify."""
+    store = _trail(tmp_path / "state.db", [100.0, 200.0, 300.0, 400.0, 500.0])
+    archive_audit(store, before=250.0, target=tmp_path / "a1.jsonl")
+    archive_audit(store, before=450.0, target=tmp_path / "a2.jsonl")
+    a1, a2 = tmp_path / "a1.jsonl", tmp_path / "a2.jsonl"
+    assert verify_audit(store, archives=[a1, a2]).ok
+    missing = verify_audit(store, archives=[a2])
+    assert not missing.ok and missing.first_bad_seq == 1
+
+    lines = a1.read_bytes().splitlines()
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"\n".join([lines[0].replace(b'"send"', b'"reply"'), lines[1]]) + b"\n")
+    assert "edited" in verify_audit(store, archives=[edited, a2]).reason
+
+    with store.engine.begin() as conn:  # row 5 deleted and the base moved over it
+        digest = conn.execute(select(audit.c.hash).where(audit.c.seq == 5)).scalar_one()
+        conn.execute(delete(audit).where(audit.c.seq == 5))
+        conn.execute(update(meta).where(meta.c.key == "audit_base").values(value=f"5:{digest}"))
+    assert verify_audit(store).ok  # the base is taken on trust without the archives
+    moved = verify_audit(store, archives=[a1, a2])
+    assert not moved.ok and "base was moved" in moved.reason
+    store.close()
+
+
+def test_only_an_intact_trail_is_archived_and_never_over_a_file(tmp_path: Path) -> None:
+    store = _trail(tmp_path / "state.db", [100.0, 200.0])
+    target = tmp_path / "a.jsonl"
+    target.write_bytes(b"kept")
+    with pytest.raises(ConfigError, match="exists"):
+        archive_audit(store, before=1000.0, target=target)
+    with store.engine.begin() as conn:
+        conn.execute(update(audit).where(audit.c.seq == 1).values(outcome="ok"))
+    with pytest.raises(StoreError, match="broken at record 1"):
+        archive_audit(store, before=1000.0, target=tmp_path / "b.jsonl")
+    assert not (tmp_path / "b.jsonl").exists() and target.read_bytes() == b"kept"
+    assert len(read_audit(store)) == 2
+    store.close()
