@@ -48,3 +48,15 @@ def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Pa
     assert "{'duplicate_steps': 0, 'headers_applied_twice': 0}" in out
     assert any(line.startswith("steady state:") and "p95" in line for line in lines)
     assert any(line.startswith("outage of 1 s") for line in lines)
+
+
+def test_audit_trail_benchmark_runs(tmp_path: Path) -> None:
+    """A small run of `bench/audit_trail.py`: every step ends with an intact chain."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "audit_trail.py"), "--records", "3000",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "archive: 1500 records" in proc.stdout
+    assert "verify through the archive: 3000 records, ok=True" in proc.stdout
