@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import structlog
 from sqlalchemy import Connection, Engine, RowMapping, delete, func, or_, select
 
 from connector.errors import ConfigError, StoreError
@@ -32,9 +33,12 @@ from connector.ports import AuditEvent
 from connector.store.engine import READ_ONLY, upsert
 from connector.store.schema import audit, meta
 
+log = structlog.get_logger(__name__)
+
 GENESIS = "0" * 64
 HEAD_KEY = "audit_head"
 BASE_KEY = "audit_base"  # "seq:hash" of the newest archived record
+ARCHIVING_KEY = "audit_archiving"  # "seq:file" while an archive's records are being deleted
 _PAGE = 1000
 _FIELDS = ("seq", "at", "action", "service", "keys", "payload_hash", "outcome", "detail")
 _RECORD = (*_FIELDS, "prev_hash", "hash")  # what an archive keeps of each row
@@ -210,11 +214,15 @@ def archive_audit(
     chain). The file is written whole first (JSON lines, then renamed into place); the
     records are then deleted in chunks, each chunk in one transaction that also moves the
     base to its newest record, so the chain verifies at every moment, and a daemon that
-    goes on writing waits for one chunk at most.
+    goes on writing waits for one chunk at most. Until the last chunk is gone, `meta`
+    says which records the file holds (`audit_archiving`): an archive cut short (Ctrl-C,
+    a crash) is finished by the next one before it starts, so no record is left in the
+    store that a file also holds.
     """
     engine = source if isinstance(source, Engine) else source.engine
     if target.exists():
         raise ConfigError(f"{target} exists: archive to a new file")
+    _finish_interrupted(engine, chunk)
     check = verify_audit(engine)
     if not check.ok:
         raise StoreError(
@@ -228,13 +236,33 @@ def archive_audit(
         if last <= base_seq:
             return Archived(path=target, records=0)
         _write_archive(conn, target, after=base_seq, last=last)
+    with engine.begin() as conn:
+        _set_meta(conn, ARCHIVING_KEY, f"{last}:{target}")
+    _delete_through(engine, last, chunk)
+    return Archived(path=target, records=last - base_seq, first_seq=base_seq + 1, last_seq=last)
+
+
+def _finish_interrupted(engine: Engine, chunk: int) -> None:
+    """Delete what an archive cut short had already written to its file."""
+    with engine.connect() as conn:
+        pending = conn.scalar(select(meta.c.value).where(meta.c.key == ARCHIVING_KEY))
+    if pending:
+        last, _, path = pending.partition(":")
+        log.warning("finishing an audit archive that was cut short", file=path, through=last)
+        _delete_through(engine, int(last), chunk)
+
+
+def _delete_through(engine: Engine, last: int, chunk: int) -> None:
+    with engine.connect() as conn:
+        base_seq, _ = _base(conn)
     for start in range(base_seq, last, chunk):
         end = min(start + chunk, last)
         with engine.begin() as conn:
             digest = conn.scalar(select(audit.c.hash).where(audit.c.seq == end))
             conn.execute(delete(audit).where(audit.c.seq > start, audit.c.seq <= end))
             _set_meta(conn, BASE_KEY, f"{end}:{digest}")
-    return Archived(path=target, records=last - base_seq, first_seq=base_seq + 1, last_seq=last)
+    with engine.begin() as conn:
+        conn.execute(delete(meta).where(meta.c.key == ARCHIVING_KEY))
 
 
 def _last_before(conn: Connection, base_seq: int, before: float) -> int:

@@ -11,7 +11,13 @@ from sqlalchemy import delete, select, update
 from connector.errors import ConfigError, StoreError
 from connector.ports import AuditEvent
 from connector.store import SqlStore, verify_audit
-from connector.store.audit import GENESIS, archive_audit, dossier_keys, read_audit
+from connector.store.audit import (
+    GENESIS,
+    _write_archive,
+    archive_audit,
+    dossier_keys,
+    read_audit,
+)
 from connector.store.schema import audit, meta
 
 
@@ -220,4 +226,25 @@ def test_only_an_intact_trail_is_archived_and_never_over_a_file(tmp_path: Path) 
         archive_audit(store, before=1000.0, target=tmp_path / "b.jsonl")
     assert not (tmp_path / "b.jsonl").exists() and target.read_bytes() == b"kept"
     assert len(read_audit(store)) == 2
+    store.close()
+
+
+def test_an_archive_cut_short_is_finished_by_the_next(tmp_path: Path) -> None:
+    """The file is written and the store says so, then the run is killed before the
+    records are deleted. The next archive deletes them first, then goes on: the files and
+    the store still form one chain, with no record in two places."""
+    store = _trail(tmp_path / "state.db", [100.0, 200.0, 300.0, 400.0, 500.0])
+    first = tmp_path / "a1.jsonl"
+    with store.engine.connect() as conn:
+        _write_archive(conn, first, after=0, last=3)
+    with store.engine.begin() as conn:  # as archive_audit leaves it when killed here
+        conn.execute(meta.insert().values(key="audit_archiving", value=f"3:{first}"))
+    assert [r.seq for r in read_audit(store)] == [1, 2, 3, 4, 5]
+
+    done = archive_audit(store, before=450.0, target=tmp_path / "a2.jsonl")
+    assert (done.first_seq, done.last_seq) == (4, 4)
+    assert [r.seq for r in read_audit(store)] == [5]
+    whole = verify_audit(store, archives=[first, tmp_path / "a2.jsonl"])
+    assert whole.ok and whole.checked == 5
+    assert "audit_archiving" not in store.meta()
     store.close()
