@@ -137,7 +137,16 @@ def verify_audit(source: Engine | HasEngine, *, archives: Sequence[Path] = ()) -
     """
     engine = source if isinstance(source, Engine) else source.engine
     with engine.connect() as conn:
-        return _verify(conn.execution_options(**{READ_ONLY: True}), archives)
+        return _verify(_snapshot(conn), archives)
+
+
+def _snapshot(conn: Connection) -> Connection:
+    """A read-only connection that sees the trail as of one instant, so records a running
+    daemon appends meanwhile are neither walked nor taken for a head that does not match.
+    SQLite's read transaction is one already; PostgreSQL's default (READ COMMITTED) is not."""
+    if conn.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn.execution_options(**{READ_ONLY: True})
 
 
 @dataclass(slots=True)
