@@ -29,6 +29,7 @@ from rich.table import Table
 from connector import settings as settings_mod
 from connector.app import App, iso_utc
 from connector.cli_demo import demo_app, sandbox_command
+from connector.core.masking import SHOWABLE_FIELDS
 from connector.core.records import DEAD_STATES, Kind, Mapped, State
 from connector.errors import (
     ConfigError,
@@ -48,6 +49,7 @@ from connector.store.audit import (
     verify_audit,
 )
 from connector.store.sql import SqlStore
+from connector.trace import Trace, trace, verdict
 
 out = Console()
 err = Console(stderr=True)
@@ -156,6 +158,80 @@ def check(
         fail(f"{len(failed)} part(s) failed: {', '.join(failed)}")
     if not json:
         out.print("[green]ready[/green]: every part answered")
+
+
+@cli.command("trace")
+def trace_command(
+    dossier: Annotated[str, typer.Argument(help="The dossier number (MaHoSo).")],
+    config: ConfigOpt = None,
+    portal: Annotated[
+        bool, typer.Option("--portal/--no-portal", help="Ask the portal (TraCuuHoSo).")
+    ] = True,
+    json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Where one dossier stands: the local record mapped now, its outbox rows, the calls
+    that carried it, what the portal holds, and one line saying what to do."""
+    with opened(config) as app:
+        found = trace(app, dossier, ask_portal=portal)
+    if json:
+        sys.stdout.write(orjson.dumps(_trace_document(found, verdict(found))).decode() + "\n")
+        return
+    out.print(f"[bold]{escape(dossier)}[/bold]: {escape(verdict(found))}", highlight=False)
+    for line in _trace_lines(found):
+        out.print(escape(line), highlight=False)
+    if found.calls:
+        out.print(_audit_table(found.calls, dossier))
+
+
+def _trace_lines(found: Trace) -> list[str]:
+    local = found.local_header()
+    steps = [m for m in found.local if m.kind is Kind.STEP]
+    refused = sum(1 for m in steps if not m.ok)
+    header = "none" if local is None else ("valid" if local.ok else f"refused: {local.reason()}")
+    row = found.header_row()
+    queued = "none" if row is None else f"item {row.id}, {row.state.value}, {row.attempts} attempts"
+    counts = ", ".join(f"{n} {state.value}" for state, n in sorted(found.steps().items()))
+    if found.portal is not None:
+        fields = found.portal.fields
+        held = (
+            f"holds it: TrangThaiHoSo {fields.get('TrangThaiHoSo', '?')}, "
+            f"NgayHenTra {fields.get('NgayHenTra', '?')}, {found.portal.step_count} step(s)"
+        )
+    else:
+        held = "does not hold it" if found.looked_up else found.portal_said
+    return [
+        f"local system: header {header}; {len(steps)} step(s), {refused} refused",
+        f"outbox: header {queued}; steps {counts or 'none'}",
+        f"portal: {held}",
+        f"calls that carried it: {len(found.calls)} (newest last)",
+    ]
+
+
+def _trace_document(found: Trace, said: str) -> dict[str, Any]:
+    return {
+        "dossier": found.dossier,
+        "verdict": said,
+        "local": [
+            {"kind": m.kind.value, "key": m.key, "ok": m.ok, "reason": m.reason()}
+            for m in found.local
+        ],
+        "outbox": [
+            {f.name: getattr(i, f.name) for f in fields(i) if f.name != "body"}
+            for i in found.outbox
+        ],
+        "calls": [
+            {**{f.name: getattr(r, f.name) for f in fields(r)}, "at": iso_utc(r.at)}
+            for r in found.calls
+        ],
+        "portal": None
+        if found.portal is None
+        else {  # codes and dates only: a portal may return names too, which stay out
+            "fields": {k: v for k, v in found.portal.fields.items() if k in SHOWABLE_FIELDS},
+            "step_count": found.portal.step_count,
+        },
+        "looked_up": found.looked_up,
+        "portal_said": found.portal_said,
+    }
 
 
 @cli.command()

@@ -187,6 +187,31 @@ def test_resync_by_change_time_sends_what_changed_in_the_window(delivered: Stack
     assert delivered.stats()["dossiers"] == before["dossiers"] + 3
 
 
+def test_trace_says_where_a_dossier_stands(delivered: Stack) -> None:
+    """A delivered dossier: the portal holds it with every valid step. An invalid one:
+    refused locally, with the field. Without the portal: not asked."""
+    config = str(delivered.config)
+    expected = expected_from_demo(delivered.demo_db)
+    held = sorted(expected.dossiers)[3]
+    steps = sum(1 for step in expected.steps if step[0] == held)
+    found = json.loads(delivered.cli("trace", held, "--json", "--config", config).stdout)
+    status = held_by_sandbox(delivered.sandbox_db).dossiers[held]["TrangThaiHoSo"]
+    assert found["verdict"] == (
+        f"the portal holds it (TrangThaiHoSo {status}) with {steps} of {steps} steps"
+    )
+    assert [c["action"] for c in found["calls"]] == ["send", "reply"] * (len(found["calls"]) // 2)
+    assert all("body" not in row for row in found["outbox"])
+
+    invalid = sorted(expected.invalid)[0]
+    refused = delivered.cli("trace", invalid, "--no-portal", "--config", config).stdout
+    assert "the local record is refused:" in refused
+    assert "MaTTHC" in refused or "NgayHenTra" in refused
+    quiet = json.loads(
+        delivered.cli("trace", held, "--no-portal", "--json", "--config", config).stdout
+    )
+    assert (quiet["looked_up"], quiet["portal_said"]) == (False, "not asked")
+
+
 def test_audit_show_lists_every_call_that_carried_a_dossier(delivered: Stack) -> None:
     """`audit show --dossier` gives the calls that carried the dossier's header and each
     of its steps, every send followed by its reply, and only those calls."""

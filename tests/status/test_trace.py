@@ -1,0 +1,92 @@
+"""`connector trace`'s verdict: one line for each way a dossier can stand."""
+
+from __future__ import annotations
+
+from connector.core.records import Kind, Mapped, PortalView, Problem, State
+from connector.ports import OutboxItem
+from connector.trace import Trace, verdict
+
+NUMBER = "000.00.01.H26-261120-0001"
+
+
+def _mapped(kind: Kind, n: int = 0, *, refused: str = "") -> Mapped:
+    problems = (Problem(field="NgayHenTra", reason=refused),) if refused else ()
+    key = NUMBER if kind is Kind.HEADER else f"{NUMBER}|2026112008000{n}|2"
+    return Mapped(
+        kind=kind, key=key, dossier=NUMBER, source_ref=f"{kind.value}s:{n}", payload={},
+        problems=problems,
+    )  # fmt: skip
+
+
+def _row(kind: Kind, state: State, item_id: int = 7, **extra: object) -> OutboxItem:
+    fields: dict[str, object] = {
+        "id": item_id, "kind": kind, "key": NUMBER, "dossier": NUMBER, "source_ref": "x",
+        "body": b"{}", "content_hash": "h", "state": state, "attempts": 0,
+        "next_attempt_at": 0.0, "event_time": "", "last_code": "", "last_message": "",
+        "created_at": 0.0, "updated_at": 0.0,
+    }  # fmt: skip
+    return OutboxItem(**{**fields, **extra})  # type: ignore[arg-type]
+
+
+LOCAL = [_mapped(Kind.HEADER), _mapped(Kind.STEP, 1), _mapped(Kind.STEP, 2)]
+ACKED = [_row(Kind.HEADER, State.ACKED), _row(Kind.STEP, State.ACKED, 8)]
+
+
+def _trace(**given: object) -> Trace:
+    base: dict[str, object] = {"dossier": NUMBER, "local": LOCAL, "outbox": [], "calls": []}
+    return Trace(**{**base, **given})  # type: ignore[arg-type]
+
+
+def test_a_number_nobody_knows() -> None:
+    assert verdict(_trace(local=[])) == (
+        "not in the local system under this number, and never queued"
+    )
+
+
+def test_a_refused_local_record_says_why_and_how_to_send_it_again() -> None:
+    refused = [_mapped(Kind.HEADER, refused="required by the portal but missing")]
+    said = verdict(_trace(local=refused))
+    assert said.startswith("the local record is refused: NgayHenTra: required by the portal")
+    assert said.endswith(
+        f"then `connector resync --dossier {NUMBER}` (it reads and maps the record again)"
+    )
+    dead = _row(Kind.HEADER, State.INVALID, 15)
+    assert "then `connector outbox retry 15`" in verdict(_trace(local=refused, outbox=[dead]))
+
+
+def test_a_record_never_queued_points_at_a_resync() -> None:
+    assert verdict(_trace()).startswith("in the local system but never queued: `connector resync")
+
+
+def test_a_dead_header_names_the_retry() -> None:
+    dead = _row(Kind.HEADER, State.REJECTED, 12, last_code="E21", last_message="sai mã")
+    said = verdict(_trace(outbox=[dead]))
+    assert said == "header rejected: E21 sai mã; fix it, then `connector outbox retry 12`"
+
+
+def test_a_queued_header_counts_the_steps_behind_it() -> None:
+    pending = _row(Kind.HEADER, State.PENDING, attempts=2, last_message="portal 503")
+    steps = [_row(Kind.STEP, State.PENDING, 8), _row(Kind.STEP, State.PENDING, 9)]
+    said = verdict(_trace(outbox=[pending, *steps]))
+    assert said == (
+        "header queued, not acknowledged yet (2 attempts; last: portal 503); 2 step(s) wait for it"
+    )
+
+
+def test_an_acknowledged_dossier_is_checked_against_the_portal() -> None:
+    held = PortalView(ma_ho_so=NUMBER, fields={"TrangThaiHoSo": "4"}, step_count=2)
+    assert verdict(_trace(outbox=ACKED, portal=held, looked_up=True)) == (
+        "the portal holds it (TrangThaiHoSo 4) with 2 of 2 steps"
+    )
+    short = PortalView(ma_ho_so=NUMBER, fields={"TrangThaiHoSo": "4"}, step_count=1)
+    assert verdict(_trace(outbox=ACKED, portal=short, looked_up=True)).endswith(
+        "with 1 of 2 steps, and none is queued: "
+        f"`connector resync --dossier {NUMBER} --missing-only`"
+    )
+    assert verdict(_trace(outbox=ACKED, looked_up=True)) == (
+        f"header acknowledged, but the portal does not hold it: "
+        f"`connector resync --dossier {NUMBER}`"
+    )
+    assert verdict(_trace(outbox=ACKED, portal_said="unreachable: timeout")) == (
+        "header acknowledged; portal not looked up (unreachable: timeout)"
+    )
