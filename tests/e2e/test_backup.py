@@ -1,4 +1,5 @@
-"""`connector state backup` while the daemon runs, and a restore of an older copy."""
+"""Operations on a live state store: `connector state backup` while the daemon runs, a
+restore of an older copy, `connector audit archive` while the daemon appends."""
 
 from __future__ import annotations
 
@@ -108,3 +109,40 @@ def test_restoring_an_older_backup_sends_again_only_what_came_after(stack: Stack
     )
     assert_clean(check(stack.demo_db, stack.sandbox_db, stack.state_db, bounds=bounds))
     assert "audit trail intact" in stack.cli("audit", "verify", "--config", config).stdout
+
+
+def test_an_audit_archive_while_the_daemon_appends_keeps_one_chain(stack: Stack) -> None:
+    """The daemon pushes a changing local system while the trail so far is archived: the
+    daemon goes on appending, and the file and the store verify as one chain."""
+    config = str(stack.config)
+    stack.start_sandbox()
+    stack.start_daemon()
+    wait_until(lambda: stack.stats()["steps"] > 0, timeout=60, what="the first steps")
+    stop = threading.Event()
+    writer = threading.Thread(
+        target=run_activity,
+        args=(stack.demo_db, CROSSWALKS),
+        kwargs={"interval": 0.05, "stop": stop},
+        daemon=True,
+    )
+    writer.start()
+    archive = stack.tmp / "audit-1.jsonl"
+    try:
+        wait_until(
+            lambda: _count(stack.state_db, "SELECT count(*) FROM audit") > 20,
+            timeout=60,
+            what="twenty audit records",
+        )
+        done = stack.cli(
+            "audit", "archive", str(archive), "--before", "2999-01-01", "--config", config
+        )
+        assert "archived" in done.stdout
+        before = stack.stats()["steps"]
+        wait_until(lambda: stack.stats()["steps"] > before, timeout=60, what="more steps")
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    stack.stop_all()
+    whole = stack.cli("audit", "verify", "--archive", str(archive), "--config", config)
+    assert "audit trail intact" in whole.stdout
+    assert _count(stack.state_db, "SELECT count(*) FROM audit") > 0  # written after the cut
