@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,10 +31,10 @@ def _count(db: Path, sql: str) -> int:
         conn.close()
 
 
-def test_a_backup_taken_while_everything_runs_is_whole_and_checked(stack: Stack) -> None:
-    """The daemon pushes and the local system changes while the copy is taken: the copy is
-    one instant's store (its audit chain verifies up to its own head), checked, and a
-    second backup refuses to overwrite it."""
+@contextmanager
+def _running(stack: Stack) -> Iterator[None]:
+    """The sandbox and the daemon, pushing, while the demo's live writer changes the local
+    system every 0.05 s; the writer stops when the block ends."""
     stack.start_sandbox()
     stack.start_daemon()
     wait_until(lambda: stack.stats()["steps"] > 0, timeout=60, what="the first steps")
@@ -44,12 +46,20 @@ def test_a_backup_taken_while_everything_runs_is_whole_and_checked(stack: Stack)
         daemon=True,
     )
     writer.start()
-    copy = stack.tmp / "copy.db"
     try:
-        result = stack.cli("state", "backup", str(copy), "--config", str(stack.config))
+        yield
     finally:
         stop.set()
         writer.join(timeout=10)
+
+
+def test_a_backup_taken_while_everything_runs_is_whole_and_checked(stack: Stack) -> None:
+    """The daemon pushes and the local system changes while the copy is taken: the copy is
+    one instant's store (its audit chain verifies up to its own head), checked, and a
+    second backup refuses to overwrite it."""
+    copy = stack.tmp / "copy.db"
+    with _running(stack):
+        result = stack.cli("state", "backup", str(copy), "--config", str(stack.config))
     assert "copy checked: integrity ok, audit trail intact" in result.stdout
     assert not copy.with_name("copy.db.part").exists()
     engine = create_engine(f"sqlite:///{copy}")
@@ -115,19 +125,8 @@ def test_an_audit_archive_while_the_daemon_appends_keeps_one_chain(stack: Stack)
     """The daemon pushes a changing local system while the trail so far is archived: the
     daemon goes on appending, and the file and the store verify as one chain."""
     config = str(stack.config)
-    stack.start_sandbox()
-    stack.start_daemon()
-    wait_until(lambda: stack.stats()["steps"] > 0, timeout=60, what="the first steps")
-    stop = threading.Event()
-    writer = threading.Thread(
-        target=run_activity,
-        args=(stack.demo_db, CROSSWALKS),
-        kwargs={"interval": 0.05, "stop": stop},
-        daemon=True,
-    )
-    writer.start()
     archive = stack.tmp / "audit-1.jsonl"
-    try:
+    with _running(stack):
         wait_until(
             lambda: _count(stack.state_db, "SELECT count(*) FROM audit") > 20,
             timeout=60,
@@ -139,9 +138,6 @@ def test_an_audit_archive_while_the_daemon_appends_keeps_one_chain(stack: Stack)
         assert "archived" in done.stdout
         before = stack.stats()["steps"]
         wait_until(lambda: stack.stats()["steps"] > before, timeout=60, what="more steps")
-    finally:
-        stop.set()
-        writer.join(timeout=10)
     stack.stop_all()
     whole = stack.cli("audit", "verify", "--archive", str(archive), "--config", config)
     assert "audit trail intact" in whole.stdout
