@@ -275,6 +275,11 @@ class Store(Protocol):
         """Up to n dossiers the portal acknowledged, for reconciliation."""
         ...
 
+    def acked_at(self, dossier: str) -> float | None:
+        """When the portal last acknowledged the dossier's header; None if it never did.
+        Outlives the purge of acknowledged rows."""
+        ...
+
     def acked_since(self, since: float) -> Mapping[Kind, int]:
         """How many items were acknowledged since `since` (throughput)."""
         ...

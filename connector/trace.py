@@ -29,6 +29,7 @@ class Trace:
     local: list[Mapped]  # its records re-read from the local system and mapped now
     outbox: list[OutboxItem]  # every row the outbox holds for it, oldest first
     calls: list[AuditRecord]  # the newest calls that carried it, oldest first
+    acked_at: float | None = None  # when the portal last acknowledged its header
     portal: PortalView | None = None  # what TraCuuHoSo returned (None: nothing held)
     looked_up: bool = False  # the portal answered the lookup
     portal_said: str = ""  # when it did not: "not asked", or the error met
@@ -57,8 +58,10 @@ def verdict(trace: Trace) -> str:
             f"the local record is refused: {local.reason()}; fix the record or the mapping, "
             f"then {again} (it reads and maps the record again)"
         )
-    if row is None:
+    if row is None and trace.acked_at is None:
         return f"in the local system but never queued: {resync} (see mappings/README.md)"
+    if row is None:  # acknowledged long ago: its rows were purged after `retention_days`
+        return _acknowledged(trace, 0, resync)
     if row.state in DEAD_STATES:
         said = f"{row.last_code} {row.last_message}".strip()
         return f"header {row.state.value}: {said}; fix it, then `connector outbox retry {row.id}`"
@@ -99,6 +102,7 @@ def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -
         dossier=dossier,
         local=local,
         outbox=app.store.dossier_history(dossier),
+        acked_at=app.store.acked_at(dossier),
         calls=_calls(app, dossier, calls),
         portal_said="not asked",
     )

@@ -66,6 +66,12 @@ def known_sample(conn: Connection, n: int) -> list[str]:
     return list(conn.scalars(query))
 
 
+def acked_at(conn: Connection, dossier: str) -> float | None:
+    """When the portal last acknowledged the dossier's header (kept after the purge)."""
+    value = conn.scalar(select(known.c.acked_at).where(known.c.dossier == dossier))
+    return None if value is None else float(value)
+
+
 def acked_since(conn: Connection, since: float) -> dict[Kind, int]:
     query = (
         select(outbox.c.kind, func.count())

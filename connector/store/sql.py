@@ -182,6 +182,10 @@ class SqlStore:
         with self._read("known sample") as conn:
             return reports.known_sample(conn, n)
 
+    def acked_at(self, dossier: str) -> float | None:
+        with self._read("known read") as conn:
+            return reports.acked_at(conn, dossier)
+
     def acked_since(self, since: float) -> Mapping[Kind, int]:
         with self._read("throughput") as conn:
             return reports.acked_since(conn, since)

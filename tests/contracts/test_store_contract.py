@@ -182,6 +182,16 @@ def test_acked_hash_detects_unchanged_after_purge(store: Store) -> None:
     assert store.ingest("dossiers", [header("D1", "3")], None, now=T0 + 3).queued == 1
 
 
+def test_when_the_portal_acknowledged_a_dossier_outlives_the_purge(store: Store) -> None:
+    """`acked_at` (what `connector trace` reads) is kept after the acknowledged row goes."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    assert store.acked_at("D1") is None
+    acknowledge(store, Kind.HEADER, now=T0 + 5)
+    assert store.purge(before=T0 + 10) == 1
+    assert store.acked_at("D1") == T0 + 5
+    assert store.acked_at("D2") is None
+
+
 def test_rejected_header_with_same_content_is_not_resent(store: Store) -> None:
     """A header the portal refused stays refused until its content changes."""
     store.ingest("dossiers", [header("D1")], None, now=T0)

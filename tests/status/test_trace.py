@@ -58,6 +58,12 @@ def test_a_record_never_queued_points_at_a_resync() -> None:
     assert verdict(_trace()).startswith("in the local system but never queued: `connector resync")
 
 
+def test_a_dossier_whose_rows_were_purged_is_still_known_as_acknowledged() -> None:
+    held = PortalView(ma_ho_so=NUMBER, fields={"TrangThaiHoSo": "10"}, step_count=2)
+    said = verdict(_trace(acked_at=1_700_000_000.0, portal=held, looked_up=True))
+    assert said == "the portal holds it (TrangThaiHoSo 10) with 2 of 2 steps"
+
+
 def test_a_dead_header_names_the_retry() -> None:
     dead = _row(Kind.HEADER, State.REJECTED, 12, last_code="E21", last_message="sai mã")
     said = verdict(_trace(outbox=[dead]))
