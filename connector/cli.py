@@ -652,6 +652,13 @@ def audit_show(
     until: Annotated[str | None, typer.Option(help="Before (same form as --since).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    archive: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--archive",
+            help="Also read this archive (`audit archive`), oldest first; repeat for each.",
+        ),
+    ] = None,
 ) -> None:
     """The newest records of the audit trail, oldest first: each call sent, the portal's
     reply, and operator actions. With --dossier: what was sent for it, and the answers."""
@@ -666,6 +673,7 @@ def audit_show(
             since=after,
             until=before,
             limit=limit,
+            archives=archive or [],
         )
     if json:
         for r in records:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -318,14 +320,52 @@ def read_audit(
     since: float | None = None,
     until: float | None = None,
     limit: int = 50,
+    archives: Sequence[Path] = (),
 ) -> list[AuditRecord]:
     """The newest `limit` records that match, oldest first.
 
     `dossier` matches records whose keys name it: its header (`MaHoSo`) or one of its steps
     (`MaHoSo|ThoiDiemXuLy|TrangThai`). The keys are stored as a JSON array, so the match is
     a LIKE on the JSON-encoded key: exact, and the newest rows are read first, so a long
-    trail is scanned only as far back as the records asked for.
+    trail is scanned only as far back as the records asked for. The `archives` (files
+    `archive_audit` wrote, oldest first) hold older records still: they are read only when
+    the store has fewer than `limit` that match.
     """
+    stored = _read_stored(source, dossier, action, since, until, limit)
+    if len(stored) >= limit or not archives:
+        return stored
+    wanted = partial(_matches, dossier=dossier, action=action, since=since, until=until)
+    older: deque[AuditRecord] = deque(maxlen=limit - len(stored))
+    for path in archives:
+        older.extend(filter(wanted, map(_record, archived_rows(path))))
+    return [*older, *stored]
+
+
+def _matches(
+    record: AuditRecord,
+    *,
+    dossier: str | None,
+    action: str | None,
+    since: float | None,
+    until: float | None,
+) -> bool:
+    """`read_audit`'s filter, for records read from an archive file."""
+    return (
+        (dossier is None or bool(dossier_keys(record, dossier)))
+        and (action is None or record.action == action)
+        and (since is None or record.at >= since)
+        and (until is None or record.at < until)
+    )
+
+
+def _read_stored(
+    source: Engine | HasEngine,
+    dossier: str | None,
+    action: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> list[AuditRecord]:
     engine = source if isinstance(source, Engine) else source.engine
     query = select(audit).order_by(audit.c.seq.desc()).limit(limit)
     if dossier is not None:
@@ -352,7 +392,7 @@ def dossier_keys(record: AuditRecord, dossier: str) -> list[str]:
     return [k for k in record.keys if k == dossier or k.startswith(dossier + "|")]
 
 
-def _record(row: RowMapping) -> AuditRecord:
+def _record(row: Mapping[Any, Any]) -> AuditRecord:
     return AuditRecord(
         seq=row["seq"],
         at=row["at"],

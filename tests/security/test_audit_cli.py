@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -134,6 +135,10 @@ def test_archived_records_leave_the_store_and_verify_through_the_file(
     assert f"archived {total} records (seq 1–{total})" in done.stdout
     assert seeded.found_in(target.read_text(encoding="utf-8")) == []
     assert "0 record(s)" in stack.cli("audit", "show").stdout
+    shown = stack.cli("audit", "show", "--archive", str(target), "--limit", "100000", "--json")
+    assert [json.loads(line)["seq"] for line in shown.stdout.splitlines()] == list(
+        range(1, total + 1)
+    )
     assert "audit trail intact: 0 records" in stack.cli("audit", "verify").stdout
     whole = stack.cli("audit", "verify", "--archive", str(target))
     assert f"audit trail intact: {total} records" in whole.stdout

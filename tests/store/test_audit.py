@@ -248,3 +248,33 @@ def test_an_archive_cut_short_is_finished_by_the_next(tmp_path: Path) -> None:
     assert whole.ok and whole.checked == 5
     assert "audit_archiving" not in store.meta()
     store.close()
+
+
+def test_archived_records_are_read_when_the_store_has_too_few(tmp_path: Path) -> None:
+    """`audit show --archive`: the files give the older records that match, the store the
+    newer, in one list; a limit the store fills does not open the files."""
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    store.audit(
+        [
+            _call(100.0, "send", ["A-1", "B-1"]),
+            _call(101.0, "reply", ["A-1", "B-1"], "ack=2"),
+            _call(200.0, "send", ["A-1|20260101080000|1"]),
+            _call(300.0, "send", ["B-1|20260101090000|1"]),
+        ]
+    )
+    archive = tmp_path / "a.jsonl"
+    archive_audit(store, before=250.0, target=archive)
+    store.audit([_call(400.0, "send", ["A-1|20260102080000|2"])])
+    assert [r.seq for r in read_audit(store, dossier="A-1")] == [5]
+    both = read_audit(store, dossier="A-1", archives=[archive])
+    assert [r.seq for r in both] == [1, 2, 3, 5]
+    assert [r.seq for r in read_audit(store, dossier="A-1", limit=2, archives=[archive])] == [3, 5]
+    replies = read_audit(store, action="reply", archives=[archive])
+    assert [(r.seq, r.outcome, r.keys) for r in replies] == [(2, "ack=2", ("A-1", "B-1"))]
+    assert [r.seq for r in read_audit(store, since=150.0, until=350.0, archives=[archive])] == [
+        3,
+        4,
+    ]
+    archive.unlink()  # the store alone fills the limit: the file is not opened
+    assert [r.seq for r in read_audit(store, limit=1, archives=[archive])] == [5]
+    store.close()
