@@ -294,6 +294,16 @@ class Held:
     steps: list[tuple[str, str, str]]
 
 
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its WAL included), over `target`."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 def held_by_sandbox(sandbox_db: Path) -> Held:
     import orjson
 

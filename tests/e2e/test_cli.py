@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Stack, expected_from_demo, held_by_sandbox
+from tests.e2e.harness import Stack, copy_sqlite, expected_from_demo, held_by_sandbox
 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory: pytest.TempPathFactory, demo_template: Path) -> Path:
+    """The demo delivered once with `run --once`, for the whole module: the folder holding
+    the three databases as they were then (each test gets copies)."""
+    once = Stack(tmp=tmp_path_factory.mktemp("delivered"))
+    shutil.copy(demo_template, once.demo_db)
+    once.write_config()
+    try:
+        once.start_sandbox()
+        once.cli("run", "--once", "--config", str(once.config))
+    finally:
+        once.stop_all()
+    return once.tmp
+
+
 @pytest.fixture
-def delivered(stack: Stack) -> Stack:
-    """A stack whose demo has been delivered once with `run --once`."""
+def delivered(stack: Stack, delivery: Path) -> Stack:
+    """A stack whose demo has been delivered once with `run --once`, its sandbox running."""
+    for db in (stack.demo_db, stack.state_db, stack.sandbox_db):
+        copy_sqlite(delivery / db.name, db)
     stack.start_sandbox()
-    stack.cli("run", "--once", "--config", str(stack.config))
     return stack
 
 

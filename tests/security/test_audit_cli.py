@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.harness import copy_sqlite
 from tests.security.seeded import Seeded
 from tests.security.stack import SecureStack, table_text
 
@@ -34,15 +35,6 @@ def _swap_rows(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE audit SET seq = 3 WHERE seq = -2")
 
 
-def _copy(source: Path, target: Path) -> None:
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-
-
 @pytest.fixture(scope="module")
 def pristine(
     tmp_path_factory: pytest.TempPathFactory, seeded_template: tuple[Path, Seeded]
@@ -57,7 +49,7 @@ def pristine(
     finally:
         stack.stop_all()
     copy = stack.tmp / "pristine.db"
-    _copy(stack.state_db, copy)
+    copy_sqlite(stack.state_db, copy)
     yield stack, copy
 
 
@@ -65,7 +57,7 @@ def pristine(
 def audited(pristine: tuple[SecureStack, Path]) -> tuple[SecureStack, Path]:
     """The stack with its state store reset to the run's untouched copy."""
     stack, copy = pristine
-    _copy(copy, stack.state_db)
+    copy_sqlite(copy, stack.state_db)
     return stack, copy
 
 
