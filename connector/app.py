@@ -20,7 +20,7 @@ from connector.clock import SystemClock
 from connector.core.delivery import RetryPolicy
 from connector.core.mapping import CompiledMapping
 from connector.core.records import DEAD_STATES, Kind, State
-from connector.errors import StoreError
+from connector.errors import ConnectorError, StoreError
 from connector.jobs.health import Health
 from connector.jobs.pull import PullJob
 from connector.jobs.push import PushJob
@@ -31,6 +31,7 @@ from connector.portals.rest import build_portal
 from connector.ports import AuditEvent, Clock, Portal, Selection, Source, Store
 from connector.settings import Settings
 from connector.sources.sql import SqlSource
+from connector.sources.streams import StreamSpec, compile_streams
 from connector.status_cache import FiguresCache
 from connector.store.sql import SqlStore
 
@@ -225,11 +226,17 @@ class App:
         `changed_timezone`, else the mapping's `timezone` (most local systems keep Vietnam
         wall time). Read as UTC, such a stamp would hide the first seven hours of lag."""
         try:
-            mapping = self.mapping
-            name = mapping.streams.get(stream, {}).get("changed_timezone") or mapping.timezone
-            return ZoneInfo(str(name))
-        except Exception:  # status must work even when the mapping does not load
+            specs = self.stream_specs
+        except ConnectorError:  # status must work even when the mapping does not load
             return ZoneInfo("UTC")
+        default = ZoneInfo(self.mapping.timezone)
+        spec = specs.get(stream)
+        return (spec.stamp_zone(default) if spec is not None else None) or default
+
+    @cached_property
+    def stream_specs(self) -> Mapping[str, StreamSpec]:
+        """The mapping's streams, compiled as the source compiles them."""
+        return compile_streams(self.mapping.streams)
 
     def ready(self) -> tuple[bool, str]:
         """Ready when the store answers and the portal has not refused the connector.

@@ -49,7 +49,7 @@ from connector.store.audit import (
     verify_audit,
 )
 from connector.store.sql import SqlStore
-from connector.trace import Trace, trace, verdict
+from connector.trace import Trace, read_local, trace, verdict
 
 out = Console()
 err = Console(stderr=True)
@@ -276,8 +276,10 @@ def _fetch_status(settings: Settings) -> dict[str, Any] | None:
 
 
 def _date(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
+    return None if value is None else _moment(value, option)
+
+
+def _moment(value: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
@@ -617,15 +619,11 @@ def mapping_preview(
 ) -> None:
     """Print the exact payloads one dossier would produce, without sending anything."""
     with opened(config) as app:
-        found = False
-        for stream in app.source.streams():
-            for batch in app.source.select(stream, Selection(dossier=dossier), 500):
-                for record in batch:
-                    found = True
-                    mapped = app.mapping.map(stream, record)
-                    _print_mapped(mapped)
-    if not found:
+        records = read_local(app, dossier)
+    if not records:
         fail(f"no record for dossier {dossier!r} in the local system")
+    for mapped in records:
+        _print_mapped(mapped)
 
 
 def _print_mapped(mapped: Mapped) -> None:
@@ -664,7 +662,8 @@ def audit_show(
     reply, and operator actions. With --dossier: what was sent for it, and the answers."""
     if action is not None and action not in AUDIT_ACTIONS:
         fail(f"--action: expected one of {', '.join(AUDIT_ACTIONS)}, got {action!r}", 2)
-    after, before = _instant(since, "--since"), _instant(until, "--until")
+    after = None if since is None else _instant(since, "--since")
+    before = None if until is None else _instant(until, "--until")
     with opened(config) as app:
         records = read_audit(
             _sql_store(app, "audit show"),
@@ -707,11 +706,9 @@ def _audit_table(records: list[AuditRecord], dossier: str | None) -> Table:
     return table
 
 
-def _instant(value: str | None, option: str) -> float | None:
+def _instant(value: str, option: str) -> float:
     """Epoch seconds from an ISO 8601 date or time; UTC unless it names a zone."""
-    moment = _date(value, option)
-    if moment is None:
-        return None
+    moment = _moment(value, option)
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
@@ -754,7 +751,6 @@ def audit_archive(
     """Move old audit records to a file (JSON lines, hashes kept), out of the state store.
     Keep the files: `audit verify --archive …` walks the chain through them."""
     cut = _instant(before, "--before")
-    assert cut is not None
     with opened(config) as app:
         done = archive_audit(_sql_store(app, "audit archive"), before=cut, target=target)
     if done.records == 0:

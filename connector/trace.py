@@ -92,15 +92,9 @@ def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
 
 def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -> Trace:
     """Read the four places; the portal is only asked when `ask_portal` (a `TraCuuHoSo`)."""
-    local = [
-        app.mapping.map(stream, record)
-        for stream in app.source.streams()
-        for batch in app.source.select(stream, Selection(dossier=dossier), 500)
-        for record in batch
-    ]
     found = Trace(
         dossier=dossier,
-        local=local,
+        local=read_local(app, dossier),
         outbox=app.store.dossier_history(dossier),
         acked_at=app.store.acked_at(dossier),
         calls=_calls(app, dossier, calls),
@@ -115,6 +109,16 @@ def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -
     except PortalTransient as exc:
         return replace(found, portal_said=f"unreachable: {exc.reason}")
     return replace(found, portal=view, looked_up=True, portal_said="")
+
+
+def read_local(app: App, dossier: str) -> list[Mapped]:
+    """The dossier's records in the local system (header and steps), mapped now."""
+    return [
+        app.mapping.map(stream, record)
+        for stream in app.source.streams()
+        for batch in app.source.select(stream, Selection(dossier=dossier), 500)
+        for record in batch
+    ]
 
 
 def _calls(app: App, dossier: str, limit: int) -> list[AuditRecord]:

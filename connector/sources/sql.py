@@ -140,7 +140,7 @@ class SqlSource:
             return None
         if moment.tzinfo is None and self._zone is not None:
             moment = moment.replace(tzinfo=self._zone)
-        target = spec.changed_timezone or self._zone
+        target = spec.stamp_zone(self._zone)
         if moment.tzinfo is not None and target is not None:
             moment = moment.astimezone(target)
         return moment.strftime(spec.changed_time_format)

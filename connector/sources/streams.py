@@ -56,6 +56,11 @@ class StreamSpec:
     changed_time_format: str = DEFAULT_TIME_FORMAT
     changed_timezone: ZoneInfo | None = None  # None: the source's own `timezone`
 
+    def stamp_zone(self, default: ZoneInfo | None) -> ZoneInfo | None:
+        """The zone of this stream's change stamps when they carry none: its own
+        `changed_timezone`, else `default` (the mapping's `timezone`)."""
+        return self.changed_timezone or default
+
     def unbound(self, asked: set[str]) -> list[str]:
         """The selection parameters in `asked` that `select` does not bind."""
         return sorted(asked - self.select_params)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
 from connector.store.audit import AuditCheck, verify_audit
@@ -95,5 +96,8 @@ def _check(path: Path) -> tuple[str, AuditCheck]:
             rows = conn.execute(text("PRAGMA quick_check")).scalars().all()
         integrity = "ok" if rows == ["ok"] else str(rows[0])
         return integrity, verify_audit(engine)
+    except SQLAlchemyError as exc:  # a copy that cannot be read is not sound: say why
+        reason = f"the copy cannot be read: {getattr(exc, 'orig', None) or exc}"
+        return reason, AuditCheck(ok=False, checked=0, reason=reason)
     finally:
         engine.dispose()

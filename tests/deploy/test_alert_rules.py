@@ -65,25 +65,37 @@ def exposed() -> dict[str, set[str]]:
     return _exposed()
 
 
+def _problems(rule: dict[str, Any], exposed: dict[str, set[str]]) -> list[str]:
+    """What is wrong with one rule's expression against the exposed series ([] if nothing)."""
+    selectors = list(_selectors(promql_parser.parse(rule["expr"])))  # raises on bad syntax
+    problems = [] if selectors else ["an alert with no series never fires"]
+    used: set[str] = set()
+    for selector in selectors:
+        if selector.name not in exposed:
+            problems.append(f"{selector.name} is not exposed by /metrics")
+            continue
+        labels = exposed[selector.name]
+        asked = {m.name: m.value for m in selector.matchers.matchers}
+        problems += [f"{selector.name} has no label {name}" for name in asked if name not in labels]
+        used |= labels
+        if selector.name == "connector_job_state" and not (
+            asked.get("name") in JOBS and asked.get("state") in JOB_STATES
+        ):
+            problems.append(f"no such job or state: {asked}")
+    annotations = " ".join(rule["annotations"].values())
+    problems += [
+        f"the annotation uses {label}, which the series do not carry"
+        for label in re.findall(r"\$labels\.(\w+)", annotations)
+        if label not in used
+    ]
+    return problems
+
+
 @pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule["alert"])
 def test_each_alert_asks_for_series_the_connector_exposes(
     rule: dict[str, Any], exposed: dict[str, set[str]]
 ) -> None:
-    expr = promql_parser.parse(rule["expr"])  # raises on a syntax error
-    selectors = list(_selectors(expr))
-    assert selectors, "an alert with no series never fires"
-    used: set[str] = set()
-    for selector in selectors:
-        assert selector.name in exposed, f"{selector.name} is not exposed by /metrics"
-        for matcher in selector.matchers.matchers:
-            assert matcher.name in exposed[selector.name], (selector.name, matcher.name)
-        used |= exposed[selector.name]
-        if selector.name == "connector_job_state":
-            asked = {m.name: m.value for m in selector.matchers.matchers}
-            assert asked["name"] in JOBS and asked["state"] in JOB_STATES, asked
-    annotations = " ".join(rule["annotations"].values())
-    for label in re.findall(r"\$labels\.(\w+)", annotations):
-        assert label in used, f"the annotation uses {label}, which the series do not carry"
+    assert _problems(rule, exposed) == []
 
 
 @pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule["alert"])
@@ -95,9 +107,19 @@ def test_each_alert_has_a_severity_and_says_what_to_do(rule: dict[str, Any]) -> 
         promql_parser.parse_duration(rule["for"])
 
 
-def test_a_renamed_series_is_caught(exposed: dict[str, set[str]]) -> None:
-    """The check itself: a selector of a series that does not exist is refused."""
-    expr = promql_parser.parse('connector_job_status{name="pull"} == 1')
-    (selector,) = _selectors(expr)
-    assert selector.name not in exposed
-    assert "connector_job_state" in exposed and "name" in exposed["connector_job_state"]
+def test_a_rule_the_connector_cannot_answer_is_caught(exposed: dict[str, set[str]]) -> None:
+    """The check itself: a renamed series, a misspelt label, a job that does not exist and
+    an annotation naming a label the series lack are each reported."""
+    rule = {
+        "expr": 'connector_job_status{name="pull"} == 1 or connector_job_state{nam="pull"} == 1'
+        ' or connector_job_state{name="pulling", state="ok"} == 1',
+        "annotations": {"summary": "{{ $labels.stream }}"},
+    }
+    problems = _problems(rule, exposed)
+    assert problems == [
+        "connector_job_status is not exposed by /metrics",
+        "connector_job_state has no label nam",
+        "no such job or state: {'nam': 'pull'}",
+        "no such job or state: {'name': 'pulling', 'state': 'ok'}",
+        "the annotation uses stream, which the series do not carry",
+    ]

@@ -62,3 +62,14 @@ def test_stores_without_a_file_are_refused_with_advice(tmp_path: Path, url: str)
     with pytest.raises(ConfigError, match="pg_dump"):
         back_up(create_engine(url), tmp_path / "copy.db")
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_copy_that_cannot_be_read_is_reported_with_the_reason(tmp_path: Path) -> None:
+    """What the check says of a file that is not a database: not sound, and why."""
+    from connector.store.backup import _check
+
+    garbage = tmp_path / "copy.db"
+    garbage.write_bytes(b"not a database" * 100)
+    integrity, audit = _check(garbage)
+    assert integrity.startswith("the copy cannot be read: ") and "not a database" in integrity
+    assert not audit.ok and audit.reason == integrity
