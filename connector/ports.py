@@ -288,8 +288,9 @@ class Store(Protocol):
 
     def meta(self) -> Mapping[str, str]: ...
 
-    def purge(self, *, before: float) -> int:
-        """Drop acknowledged and superseded rows older than `before`; returns how many."""
+    def purge(self, *, before: float, part: int = ...) -> int:
+        """Drop acknowledged and superseded rows older than `before`, `part` rows at a time;
+        returns how many. The acknowledged steps among them are kept as sent (in effect)."""
         ...
 
     def blocked_steps(self) -> int:

@@ -28,6 +28,12 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     return digest(canonical_json(payload))
 
 
+def step_digest(key: str) -> bytes:
+    """Eight bytes naming a step's key, kept for each acknowledged step whose outbox row was
+    purged (`sent_steps`): small enough to keep for good, and one false match in 2**64."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
 def combined_hash(hashes: Iterable[str]) -> str:
     """One hash naming a whole batch (for the audit trail), order-sensitive like a send."""
     digest = hashlib.blake2b(digest_size=16)

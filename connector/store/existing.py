@@ -4,7 +4,8 @@ One query per chunk of items returns every row of the same kind that shares a ke
 source reference with them (superseded rows aside); `Seen` sorts those rows into the facts
 the ingest planner decides with. The same rows tell which local record owns a dossier
 number and which number a local record was first queued under; `owners` adds the claims
-the portal acknowledged, which outlive their purged rows.
+the portal acknowledged, and `sent_steps` the steps it acknowledged, which outlive their
+purged rows.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Row, select, union, union_all
 
+from connector.core.hashing import step_digest
 from connector.core.records import Kind, Mapped, State
 from connector.store.engine import among
+from connector.store.repairs import digests
 from connector.store.rows import chunks
-from connector.store.schema import known, outbox, owners
+from connector.store.schema import known, outbox, owners, sent_steps
 
 _INVALID = State.INVALID.value
 _PENDING = State.PENDING.value
@@ -33,7 +36,7 @@ class Seen:
 
     header_hash: dict[str, str] = field(default_factory=dict)  # key -> newest live hash
     known_hash: dict[str, str] = field(default_factory=dict)  # dossier -> acked hash
-    live_steps: set[str] = field(default_factory=set)  # step keys queued or sent
+    live_steps: set[str] = field(default_factory=set)  # step keys queued or sent (or purged)
     pending_steps: set[str] = field(default_factory=set)  # step keys still waiting to go
     pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
     invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
@@ -64,8 +67,8 @@ class Seen:
 
 
 def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
-    """Read what the store holds for `items`: a query per kind and chunk, plus `known` and
-    the `owners` of the page's dossier numbers (which outlive purged rows)."""
+    """Read what the store holds for `items`: a query per kind and chunk, plus `known`, the
+    `owners` of the page's dossier numbers and the `sent_steps` (which outlive purged rows)."""
     seen = Seen()
     _owners(conn, [i for i in items if i.kind is Kind.HEADER], seen)
     for kind in Kind:
@@ -76,7 +79,26 @@ def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
             seen.add(kind, found[row_id])
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
     seen.known_hash = _known_hashes(conn, dossiers)
+    unseen = [i for i in items if i.kind is Kind.STEP and i.key not in seen.live_steps]
+    seen.live_steps.update(_purged_steps(conn, unseen))
     return seen
+
+
+def _purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
+    """The keys of `steps` acknowledged and purged, for dossiers the portal still holds."""
+    if not steps:
+        return set()
+    kept: dict[str, set[bytes]] = {}
+    for part in chunks(sorted({item.dossier for item in steps})):
+        query = (
+            select(sent_steps.c.dossier, sent_steps.c.digests)
+            .join(known, known.c.dossier == sent_steps.c.dossier)
+            .where(among(conn, sent_steps.c.dossier, part))
+        )
+        kept.update((dossier, set(digests(blob))) for dossier, blob in conn.execute(query))
+    if not kept:
+        return set()
+    return {i.key for i in steps if i.dossier in kept and step_digest(i.key) in kept[i.dossier]}
 
 
 _Found = Row[int, str, str, str, str, str]

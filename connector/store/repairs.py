@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, update
+from sqlalchemy import Connection, Row, delete, select, update
 
-from connector.core.records import State
+from connector.core.hashing import step_digest
+from connector.core.records import Kind, State
 from connector.store.delivery import release_steps
-from connector.store.engine import upsert
+from connector.store.engine import among, upsert
 from connector.store.rows import chunks
-from connector.store.schema import known, outbox
+from connector.store.schema import known, outbox, sent_steps
 
 #: Dead letters an operator may send again; INVALID rows must be re-mapped from the source.
 REQUEUEABLE = (State.REJECTED.value, State.PARKED.value)
@@ -24,6 +25,7 @@ def set_known(conn: Connection, dossier: str, held: bool, *, now: float) -> None
     """Record a TraCuuHoSo finding; an unknown held version gets the hash ""."""
     if not held:
         conn.execute(delete(known).where(known.c.dossier == dossier))
+        conn.execute(delete(sent_steps).where(sent_steps.c.dossier == dossier))
         return
     row = {"dossier": dossier, "acked_hash": "", "acked_at": now}
     conn.execute(upsert(conn, known).values(row).on_conflict_do_nothing())
@@ -56,9 +58,58 @@ def supersede(conn: Connection, item_ids: Sequence[int], *, now: float) -> int:
     return changed
 
 
-def purge(conn: Connection, *, before: float) -> int:
-    """Delete acknowledged and superseded rows last changed before `before`."""
-    result = conn.execute(
-        delete(outbox).where(outbox.c.state.in_(PURGEABLE), outbox.c.updated_at < before)
+def purge(conn: Connection, *, before: float, part: int) -> int:
+    """Delete up to `part` acknowledged and superseded rows last changed before `before`;
+    the acknowledged steps among them are kept in `sent_steps` first (see `_keep_sent`)."""
+    query = (
+        select(outbox.c.id, outbox.c.kind, outbox.c.state, outbox.c.dossier, outbox.c.key)
+        .where(outbox.c.state.in_(PURGEABLE), outbox.c.updated_at < before)
+        .limit(part)
     )
-    return result.rowcount
+    rows = conn.execute(query).all()
+    _keep_sent(conn, rows)
+    for ids in chunks(sorted(row.id for row in rows)):
+        conn.execute(delete(outbox).where(among(conn, outbox.c.id, ids)))
+    return len(rows)
+
+
+def _keep_sent(conn: Connection, rows: Sequence[Row[int, str, str, str, str]]) -> None:
+    """Add the acknowledged steps of `rows` to their dossier's digests in `sent_steps`.
+
+    Only for dossiers the portal is known to hold: one it no longer holds (a lookup said so)
+    must get its steps again with its header.
+    """
+    new: dict[str, list[bytes]] = {}
+    for row in rows:
+        if row.kind == Kind.STEP.value and row.state == State.ACKED.value:
+            new.setdefault(row.dossier, []).append(step_digest(row.key))
+    for part in chunks(sorted(new)):
+        held = set(conn.scalars(select(known.c.dossier).where(among(conn, known.c.dossier, part))))
+        query = select(sent_steps.c.dossier, sent_steps.c.digests)
+        found = conn.execute(query.where(among(conn, sent_steps.c.dossier, part)))
+        kept: dict[str, bytes] = {dossier: blob for dossier, blob in found}
+        merged = [
+            {"dossier": dossier, "digests": _merged(kept.get(dossier, b""), new[dossier])}
+            for dossier in part
+            if dossier in held
+        ]
+        if merged:
+            statement = upsert(conn, sent_steps)
+            excluded = statement.excluded.digests
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[sent_steps.c.dossier], set_={"digests": excluded}
+                ),
+                merged,
+            )
+
+
+def _merged(kept: bytes, new: list[bytes]) -> bytes:
+    """`kept` followed by the digests of `new` it does not hold yet."""
+    have = set(digests(kept))
+    return kept + b"".join(d for d in dict.fromkeys(new) if d not in have)
+
+
+def digests(blob: bytes) -> list[bytes]:
+    """The 8-byte digests a `sent_steps` row holds."""
+    return [blob[i : i + 8] for i in range(0, len(blob), 8)]

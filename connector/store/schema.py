@@ -2,9 +2,10 @@
 
 `outbox` holds every message ever queued, one row per header version or step; `known` is
 what the portal is known to hold; `owners` is which local record each dossier number the
-portal acknowledged belongs to; `waiting` lists dossiers whose steps were set aside until
-the portal holds them; `cursors` is where each source stream stopped; `audit` is a
-hash-chained trail of sends and replies; `meta` holds the schema version and small facts.
+portal acknowledged belongs to; `sent_steps` keeps the acknowledged steps whose rows were
+purged; `waiting` lists dossiers whose steps were set aside until the portal holds them;
+`cursors` is where each source stream stopped; `audit` is a hash-chained trail of sends
+and replies; `meta` holds the schema version and small facts.
 """
 
 from __future__ import annotations
@@ -98,6 +99,16 @@ owners = Table(
     Column("source_ref", String(255), nullable=False),
     Column("acked_at", Float, nullable=False),
     Index("ix_owners_source_ref", "source_ref", unique=True),
+)
+
+# The steps the portal acknowledged whose outbox rows were purged, per dossier it holds: the
+# concatenated `hashing.step_digest` of their keys (8 bytes a step). An unforced ingest (the
+# pull, `resync --missing-only`) takes a step found here as sent, as it would its row.
+sent_steps = Table(
+    "sent_steps",
+    metadata,
+    Column("dossier", String(255), primary_key=True),
+    Column("digests", LargeBinary, nullable=False),
 )
 
 # Dossiers a claim found steps of while the portal did not hold them, and set those steps

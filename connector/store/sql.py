@@ -28,6 +28,9 @@ from connector.store.boundary import store_errors
 from connector.store.engine import READ_ONLY, make_engine, upsert
 from connector.store.schema import create_schema, cursors, meta
 
+#: Rows one transaction of the purge deletes: about a tenth of a second on SQLite.
+PURGE_PART = 5000
+
 
 class SqlStore:
     """The durable outbox, what the portal holds, the cursors and the audit trail."""
@@ -133,9 +136,16 @@ class SqlStore:
         with self._write("supersede") as conn:
             return repairs.supersede(conn, item_ids, now=now)
 
-    def purge(self, *, before: float) -> int:
-        with self._write("purge") as conn:
-            return repairs.purge(conn, before=before)
+    def purge(self, *, before: float, part: int = PURGE_PART) -> int:
+        """In parts of `part` rows, each its own transaction, so the push and the pull are
+        never held behind a purge of millions of rows."""
+        removed = 0
+        while True:
+            with self._write("purge") as conn:
+                done = repairs.purge(conn, before=before, part=part)
+            removed += done
+            if done < part:
+                return removed
 
     def put_meta(self, key: str, value: str) -> None:
         with self._write("meta write") as conn:

@@ -182,6 +182,57 @@ def test_acked_hash_detects_unchanged_after_purge(store: Store) -> None:
     assert store.ingest("dossiers", [header("D1", "3")], None, now=T0 + 3).queued == 1
 
 
+def test_acknowledged_steps_are_not_queued_again_after_purge(store: Store) -> None:
+    """A step the portal acknowledged stays sent once its row is purged: an unforced ingest
+    (the pull, `resync --missing-only`) skips it, a forced one (a resync) sends it again,
+    and a step never sent is still queued."""
+    at1, at2, at3 = "20260101080000", "20260102080000", "20260103080000"
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("steps", [step("D1", at1), step("D1", at2), step("D2", at1)], None, now=T0)
+    acknowledge(store, Kind.STEP)
+    assert store.purge(before=T0 + 1) == 5
+    assert store.items() == []
+    again = [step("D1", at1), step("D1", at2), step("D2", at1), step("D1", at3)]
+    result = store.ingest("steps", again, None, now=T0 + 2)
+    assert (result.queued, result.unchanged) == (1, 3)
+    assert [i.key for i in store.items()] == [f"D1|{at3}|2"]
+    preview = store.preview_ingest(again[:3], now=T0 + 3, force=False)
+    assert (preview.queued, preview.unchanged) == (0, 3)
+    assert store.ingest("steps", again[:1], None, now=T0 + 3, force=True).queued == 1
+
+
+def test_purged_steps_are_forgotten_when_the_portal_no_longer_holds_the_dossier(
+    store: Store,
+) -> None:
+    """A lookup finding the dossier gone from the portal forgets its purged steps too, so
+    a resync sends them again with the header."""
+    at = "20260101080000"
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("steps", [step("D1", at)], None, now=T0)
+    acknowledge(store, Kind.STEP)
+    assert store.purge(before=T0 + 1) == 2
+    store.set_known("D1", False, now=T0 + 2)
+    result = store.ingest("dossiers", [header("D1"), step("D1", at)], None, now=T0 + 3)
+    assert (result.queued, result.unchanged) == (2, 0)
+
+
+def test_purge_goes_in_parts_and_keeps_every_purged_step(store: Store) -> None:
+    """More rows than one part of the purge: all go, and every acknowledged step among them
+    is remembered (steps of several dossiers, some purged in an earlier part)."""
+    times = [f"202601010{h}0000" for h in range(8)]
+    dossiers = [f"D{n}" for n in range(40)]
+    store.ingest("dossiers", [header(d) for d in dossiers], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    steps = [step(d, at) for at in times for d in dossiers]
+    store.ingest("steps", steps, None, now=T0)
+    acknowledge(store, Kind.STEP)
+    assert store.purge(before=T0 + 1, part=7) == 40 + 320
+    result = store.ingest("steps", steps, None, now=T0 + 2)
+    assert (result.queued, result.unchanged) == (0, 320)
+
+
 def test_when_the_portal_acknowledged_a_dossier_outlives_the_purge(store: Store) -> None:
     """`acked_at` (what `connector trace` reads) is kept after the acknowledged row goes."""
     store.ingest("dossiers", [header("D1")], None, now=T0)

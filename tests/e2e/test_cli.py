@@ -166,6 +166,36 @@ def test_resync_missing_only_queues_what_the_pull_missed(delivered: Stack) -> No
     assert (record["detail"], record["outcome"]) == ("cli; missing-only", "dossiers=1,steps=1")
 
 
+def test_resync_missing_only_sends_nothing_again_after_the_purge(delivered: Stack) -> None:
+    """Every acknowledged row of the delivered demo is purged. A `--missing-only` resync of
+    everything then finds nothing to send (the headers' hashes and the steps' digests
+    outlive their rows); a plain one would send it all again."""
+    from connector.store import SqlStore
+
+    config = str(delivered.config)
+    expected = expected_from_demo(delivered.demo_db)
+    store = SqlStore.open(f"sqlite:///{delivered.state_db}")
+    try:
+        purged = store.purge(before=4102444800.0, part=1000)  # 2100-01-01: every finished row
+    finally:
+        store.close()
+    assert purged >= len(expected.dossiers) + len(expected.steps)
+    everything = ("--since", "2000-01-01", "--config", config)
+    preview = delivered.cli("resync", *everything, "--missing-only", "--dry-run").stdout
+    assert "would queue 0," in preview.split("steps:")[0]
+    assert "would queue 0," in preview.split("steps:")[1]
+    forced = delivered.cli("resync", *everything, "--dry-run").stdout.split("steps:")[1]
+    assert f"would queue {len(expected.steps)}," in forced
+    before = delivered.stats()
+    result = delivered.cli("resync", *everything, "--missing-only").stdout
+    assert "queued 0," in result.split("steps:")[1]
+    delivered.cli("run", "--once", "--config", config)
+    after = delivered.stats()
+    assert {k: v for k, v in after.items() if k != "uptime_s"} == {
+        k: v for k, v in before.items() if k != "uptime_s"
+    }
+
+
 def test_resync_by_change_time_sends_what_changed_in_the_window(delivered: Stack) -> None:
     """New activity is stamped on 1 January 2000 (UTC), behind the cursor: the pull never
     reads it. A resync of what changed that day (a naive time is Hà Nội's wall clock, so

@@ -58,6 +58,8 @@ def _exercise(store: SqlStore) -> None:
     store.blocked_steps()
     store.blocked_dossiers()
     store.oldest_pending_age(T0 + 5)
+    store.purge(before=T0 + 4, part=2)  # keeps the acknowledged steps in `sent_steps`
+    store.ingest("steps", steps, None, now=T0 + 6)  # finds them there
 
 
 def test_no_statement_walks_a_whole_kind_or_state(store: SqlStore) -> None:
