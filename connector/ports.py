@@ -311,6 +311,10 @@ class Store(Protocol):
         """Every outbox row of one dossier, oldest first."""
         ...
 
+    def purged_steps(self, steps: Sequence[Mapped]) -> set[str]:
+        """The keys of `steps` the portal acknowledged whose rows were purged."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -30,6 +30,7 @@ class Trace:
     outbox: list[OutboxItem]  # every row the outbox holds for it, oldest first
     calls: list[AuditRecord]  # the newest calls that carried it, oldest first
     acked_at: float | None = None  # when the portal last acknowledged its header
+    purged: frozenset[str] = frozenset()  # keys of its acknowledged steps whose rows went
     portal: PortalView | None = None  # what TraCuuHoSo returned (None: nothing held)
     looked_up: bool = False  # the portal answered the lookup
     portal_said: str = ""  # when it did not: "not asked", or the error met
@@ -44,6 +45,11 @@ class Trace:
 
     def steps(self) -> Counter[State]:
         return Counter(i.state for i in self.outbox if i.kind is Kind.STEP)
+
+    def never_queued(self) -> list[Mapped]:
+        """Valid local steps the outbox never held (the pull missed them)."""
+        queued = {i.key for i in self.outbox if i.kind is Kind.STEP} | self.purged
+        return [m for m in self.local if m.kind is Kind.STEP and m.ok and m.key not in queued]
 
 
 def verdict(trace: Trace) -> str:
@@ -82,9 +88,13 @@ def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
     held = trace.portal.step_count
     status = trace.portal.fields.get("TrangThaiHoSo", "?")
     line = f"the portal holds it (TrangThaiHoSo {status}) with {held} of {valid_steps} steps"
-    if held < valid_steps and not waiting:
+    if held >= valid_steps or waiting:
+        return line + queued
+    if trace.never_queued():
         return f"{line}, and none is queued: {resync[:-1]} --missing-only`"
-    return line + queued
+    # Every step was acknowledged, yet the portal holds fewer: only a plain resync resends
+    # them (`--missing-only` skips what was acknowledged).
+    return f"{line}, though it acknowledged every one: {resync} sends them again"
 
 
 # --- gathering -----------------------------------------------------------------------------
@@ -92,11 +102,13 @@ def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
 
 def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -> Trace:
     """Read the four places; the portal is only asked when `ask_portal` (a `TraCuuHoSo`)."""
+    local = read_local(app, dossier)
     found = Trace(
         dossier=dossier,
-        local=read_local(app, dossier),
+        local=local,
         outbox=app.store.dossier_history(dossier),
         acked_at=app.store.acked_at(dossier),
+        purged=frozenset(app.store.purged_steps([m for m in local if m.kind is Kind.STEP])),
         calls=_calls(app, dossier, calls),
         portal_said="not asked",
     )

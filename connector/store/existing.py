@@ -80,11 +80,11 @@ def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
     seen.known_hash = _known_hashes(conn, dossiers)
     unseen = [i for i in items if i.kind is Kind.STEP and i.key not in seen.live_steps]
-    seen.live_steps.update(_purged_steps(conn, unseen))
+    seen.live_steps.update(purged_steps(conn, unseen))
     return seen
 
 
-def _purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
+def purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
     """The keys of `steps` acknowledged and purged, for dossiers the portal still holds."""
     if not steps:
         return set()

@@ -188,6 +188,10 @@ class SqlStore:
         with self._read("dossier history") as conn:
             return reports.dossier_history(conn, dossier)
 
+    def purged_steps(self, steps: Sequence[Mapped]) -> set[str]:
+        with self._read("purged steps") as conn:
+            return existing.purged_steps(conn, steps)
+
     def known_sample(self, n: int) -> list[str]:
         with self._read("known sample") as conn:
             return reports.known_sample(conn, n)

@@ -194,6 +194,7 @@ def test_acknowledged_steps_are_not_queued_again_after_purge(store: Store) -> No
     assert store.purge(before=T0 + 1) == 5
     assert store.items() == []
     again = [step("D1", at1), step("D1", at2), step("D2", at1), step("D1", at3)]
+    assert store.purged_steps(again) == {s.key for s in again[:3]}  # what `trace` shows
     result = store.ingest("steps", again, None, now=T0 + 2)
     assert (result.queued, result.unchanged) == (1, 3)
     assert [i.key for i in store.items()] == [f"D1|{at3}|2"]

@@ -96,3 +96,20 @@ def test_an_acknowledged_dossier_is_checked_against_the_portal() -> None:
     assert verdict(_trace(outbox=ACKED, portal_said="unreachable: timeout")) == (
         "header acknowledged; portal not looked up (unreachable: timeout)"
     )
+
+
+def test_steps_the_portal_lost_after_acknowledging_them_need_a_plain_resync() -> None:
+    """`--missing-only` skips acknowledged steps, so it is advised only for steps never
+    queued; when the portal acknowledged every step (rows kept or purged) and holds fewer,
+    the advice is a plain resync."""
+    short = PortalView(ma_ho_so=NUMBER, fields={"TrangThaiHoSo": "4"}, step_count=1)
+    keys = [m.key for m in LOCAL if m.kind is Kind.STEP]
+    rows = [_row(Kind.HEADER, State.ACKED)] + [
+        _row(Kind.STEP, State.ACKED, 8 + n, key=key) for n, key in enumerate(keys)
+    ]
+    lost = f", though it acknowledged every one: `connector resync --dossier {NUMBER}` sends"
+    assert lost in verdict(_trace(outbox=rows, portal=short, looked_up=True))
+    purged = _trace(acked_at=1.0, purged=frozenset(keys), portal=short, looked_up=True)
+    assert lost in verdict(purged)
+    one_missed = _trace(acked_at=1.0, purged=frozenset(keys[:1]), portal=short, looked_up=True)
+    assert verdict(one_missed).endswith(f"`connector resync --dossier {NUMBER} --missing-only`")
