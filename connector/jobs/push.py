@@ -95,7 +95,8 @@ class PushJob:
         return total
 
     async def round(self) -> int:
-        """One header batch and one step batch. Returns how many items were settled."""
+        """One header batch and one step batch. Returns how many items were claimed and
+        sent, whatever became of them (0: nothing was due, or no call could be made)."""
         if self._clock.monotonic() < self._refused_until:
             return 0
         if self._held():  # the portal asked to wait (Retry-After): no call, no claim
@@ -107,8 +108,8 @@ class PushJob:
         try:
             if not self._resumed:
                 await self.resume()
-            settled = await self._kind(Kind.HEADER)
-            settled += await self._kind(Kind.STEP)
+            sent = await self._kind(Kind.HEADER)
+            sent += await self._kind(Kind.STEP)
         except PortalRefused as exc:
             self._refused(str(exc))
             return 0
@@ -120,11 +121,11 @@ class PushJob:
             log.exception("push round failed")
             self._health.push.failed(self._clock.now(), scrub_text(f"internal error: {exc!r}"))
             return 0
-        if settled:
+        if sent:
             self._refusals = 0
-        if settled and not self._troubled:
+        if sent and not self._troubled:
             self._health.push.succeeded(self._clock.now())
-        return settled
+        return sent
 
     async def _kind(self, kind: Kind) -> int:
         if self._held():  # the portal asked to wait: claim nothing until it has passed

@@ -11,7 +11,7 @@ from connector.core.records import Kind, State
 from connector.store.delivery import release_steps
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks
-from connector.store.schema import known, outbox, sent_steps
+from connector.store.schema import known, outbox, sent_steps, waiting
 
 #: Dead letters an operator may send again; INVALID rows must be re-mapped from the source.
 REQUEUEABLE = (State.REJECTED.value, State.PARKED.value)
@@ -71,6 +71,28 @@ def purge(conn: Connection, *, before: float, part: int) -> int:
     for ids in chunks(sorted(row.id for row in rows)):
         conn.execute(delete(outbox).where(among(conn, outbox.c.id, ids)))
     return len(rows)
+
+
+def forget_waiting(conn: Connection) -> int:
+    """Drop the `waiting` rows of dossiers with no pending step left (an operator retired
+    them, say), so the table lists only dossiers whose steps still wait.
+
+    The outbox is searched by dossier alone (see `delivery.release_steps` for why).
+    """
+    gone: list[str] = []
+    for part in chunks(list(conn.scalars(select(waiting.c.dossier).order_by(waiting.c.dossier)))):
+        query = select(outbox.c.dossier, outbox.c.state, outbox.c.kind).where(
+            among(conn, outbox.c.dossier, part)
+        )
+        waits = {
+            dossier
+            for dossier, state, kind in conn.execute(query)
+            if state == State.PENDING.value and kind == Kind.STEP.value
+        }
+        gone += [dossier for dossier in part if dossier not in waits]
+    for part in chunks(gone):
+        conn.execute(delete(waiting).where(among(conn, waiting.c.dossier, part)))
+    return len(gone)
 
 
 def _keep_sent(conn: Connection, rows: Sequence[Row[int, str, str, str, str]]) -> None:

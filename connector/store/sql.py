@@ -138,14 +138,18 @@ class SqlStore:
 
     def purge(self, *, before: float, part: int = PURGE_PART) -> int:
         """In parts of `part` rows, each its own transaction, so the push and the pull are
-        never held behind a purge of millions of rows."""
+        never held behind a purge of millions of rows; then the `waiting` rows of dossiers
+        with no step left to wait are dropped."""
         removed = 0
         while True:
             with self._write("purge") as conn:
                 done = repairs.purge(conn, before=before, part=part)
             removed += done
             if done < part:
-                return removed
+                break
+        with self._write("waiting clean-up") as conn:
+            repairs.forget_waiting(conn)
+        return removed
 
     def put_meta(self, key: str, value: str) -> None:
         with self._write("meta write") as conn:

@@ -219,6 +219,30 @@ def test_purged_steps_are_forgotten_when_the_portal_no_longer_holds_the_dossier(
     assert (result.queued, result.unchanged) == (2, 0)
 
 
+def test_purge_forgets_dossiers_with_no_step_left_to_wait(store: Store) -> None:
+    """A claim sets aside the steps of dossiers the portal does not hold (`waiting`); once
+    an operator retires them, the purge drops the dossier from `waiting`, and keeps one
+    whose steps still wait."""
+    from sqlalchemy import select
+
+    from connector.store.schema import waiting
+
+    store.ingest("dossiers", [broken(header("D1")), broken(header("D2"))], None, now=T0)
+    store.ingest("steps", [step("D1", "20260101080000"), step("D2", "20260101080000")], None,
+                 now=T0)  # fmt: skip
+    assert store.claim(Kind.STEP, 10, now=T0, max_wait=600) == []
+
+    def waiting_now() -> list[str]:
+        with store.engine.connect() as conn:  # type: ignore[attr-defined]
+            return list(conn.scalars(select(waiting.c.dossier).order_by(waiting.c.dossier)))
+
+    assert waiting_now() == ["D1", "D2"]
+    (d1_step,) = [i for i in store.items() if i.kind is Kind.STEP and i.dossier == "D1"]
+    assert store.supersede([d1_step.id], now=T0) == 1
+    store.purge(before=T0 - 1)
+    assert waiting_now() == ["D2"]
+
+
 def test_purge_goes_in_parts_and_keeps_every_purged_step(store: Store) -> None:
     """More rows than one part of the purge: all go, and every acknowledged step among them
     is remembered (steps of several dossiers, some purged in an earlier part)."""
