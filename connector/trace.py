@@ -47,9 +47,14 @@ class Trace:
         return Counter(i.state for i in self.outbox if i.kind is Kind.STEP)
 
     def never_queued(self) -> list[Mapped]:
-        """Valid local steps the outbox never held (the pull missed them)."""
-        queued = {i.key for i in self.outbox if i.kind is Kind.STEP} | self.purged
+        """Valid local steps with no live row and not purged as sent: what `resync
+        --missing-only` queues (the pull missed them, or an operator retired them)."""
+        rows = [i for i in self.outbox if i.kind is Kind.STEP and i.state is not State.SUPERSEDED]
+        queued = {i.key for i in rows} | self.purged
         return [m for m in self.local if m.kind is Kind.STEP and m.ok and m.key not in queued]
+
+    def dead_steps(self) -> list[OutboxItem]:
+        return [i for i in self.outbox if i.kind is Kind.STEP and i.state in DEAD_STATES]
 
 
 def verdict(trace: Trace) -> str:
@@ -92,6 +97,10 @@ def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
         return line + queued
     if trace.never_queued():
         return f"{line}, and none is queued: {resync[:-1]} --missing-only`"
+    dead = trace.dead_steps()
+    if dead:
+        ids = " ".join(str(i.id) for i in dead[:5]) + (" …" if len(dead) > 5 else "")
+        return f"{line}; {len(dead)} step(s) dead: fix them, then `connector outbox retry {ids}`"
     # Every step was acknowledged, yet the portal holds fewer: only a plain resync resends
     # them (`--missing-only` skips what was acknowledged).
     return f"{line}, though it acknowledged every one: {resync} sends them again"

@@ -113,3 +113,22 @@ def test_steps_the_portal_lost_after_acknowledging_them_need_a_plain_resync() ->
     assert lost in verdict(purged)
     one_missed = _trace(acked_at=1.0, purged=frozenset(keys[:1]), portal=short, looked_up=True)
     assert verdict(one_missed).endswith(f"`connector resync --dossier {NUMBER} --missing-only`")
+
+
+def test_steps_short_on_the_portal_because_they_are_dead_name_the_retry() -> None:
+    """A step the portal refused is not "acknowledged": the advice is the retry of it; a
+    step an operator retired counts as never queued (`--missing-only` queues it again)."""
+    short = PortalView(ma_ho_so=NUMBER, fields={"TrangThaiHoSo": "4"}, step_count=1)
+    keys = [m.key for m in LOCAL if m.kind is Kind.STEP]
+    rows = [
+        _row(Kind.HEADER, State.ACKED),
+        _row(Kind.STEP, State.ACKED, 8, key=keys[0]),
+        _row(Kind.STEP, State.REJECTED, 9, key=keys[1]),
+    ]
+    assert verdict(_trace(outbox=rows, portal=short, looked_up=True)).endswith(
+        "; 1 step(s) dead: fix them, then `connector outbox retry 9`"
+    )
+    rows[2] = _row(Kind.STEP, State.SUPERSEDED, 9, key=keys[1])
+    assert verdict(_trace(outbox=rows, portal=short, looked_up=True)).endswith(
+        f"`connector resync --dossier {NUMBER} --missing-only`"
+    )
