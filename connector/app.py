@@ -37,6 +37,9 @@ from connector.store.sql import SqlStore
 
 log = structlog.get_logger(__name__)
 
+#: The most dead letters one retry of all (or of a code) takes; the rest wait for the next.
+MAX_RETRY = 100_000
+
 
 class App:
     """Holds the adapters for one configuration and builds the jobs over them."""
@@ -289,13 +292,18 @@ class OperatorActions:
         self._origin = origin
         self._on_queued = on_queued
 
-    def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]:
+    def retry(
+        self, ids: Sequence[int], *, all_dead: bool, code: str | None = None
+    ) -> Mapping[str, Any]:
+        """The dead letters `ids`, plus every one (`all_dead`) or every one whose last code
+        is `code` (the portal's, or `invalid`, `parked`): the repair after a fix that
+        concerns one kind of refusal, such as a crosswalk entry the portal's code needed."""
         from connector.jobs.resync import retry_dead
 
         app = self._app
         chosen = list(dict.fromkeys(ids))
-        if all_dead:
-            dead = app.store.items(states=sorted(DEAD_STATES), limit=100_000)
+        if all_dead or code is not None:
+            dead = app.store.items(states=sorted(DEAD_STATES), code=code, limit=MAX_RETRY)
             asked = set(chosen)
             chosen += [i.id for i in dead if i.id not in asked]
         results = retry_dead(
@@ -308,7 +316,8 @@ class OperatorActions:
         done: dict[str, int] = {}
         for r in results:
             done[r.action] = done.get(r.action, 0) + 1
-        self._record("retry", [str(i) for i in chosen], done, "all dead" if all_dead else "")
+        what = "all dead" if all_dead else "" if code is None else f"code={code}"
+        self._record("retry", [str(i) for i in chosen], done, what)
         self._app.figures_changed()
         self._on_queued()
         return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}

@@ -76,6 +76,10 @@ ConfigOpt = Annotated[
         "--config", "-c", help="TOML configuration (default: $CONNECTOR_CONFIG or ./config.toml)."
     ),
 ]
+CodeOpt = Annotated[
+    str | None,
+    typer.Option(help="Only the items whose last code is this (a portal code, invalid, parked)."),
+]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -377,6 +381,7 @@ def outbox_list(
     state: Annotated[str, typer.Option(help=f"One of: {STATE_CHOICES}.")] = "dead",
     kind: Annotated[str | None, typer.Option(help="header or step.")] = None,
     dossier: Annotated[str | None, typer.Option(help="Only this MaHoSo.")] = None,
+    code: CodeOpt = None,
     limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -384,7 +389,9 @@ def outbox_list(
     states = _states(state)
     kind_value = _kind(kind)
     with opened(config) as app:
-        rows = app.store.items(states=states, kind=kind_value, dossier=dossier, limit=limit)
+        rows = app.store.items(
+            states=states, kind=kind_value, dossier=dossier, limit=limit, code=code
+        )
     if json:
         for r in rows:
             line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "body"}
@@ -492,14 +499,22 @@ def outbox_retry(
     item_ids: Annotated[list[int] | None, typer.Argument(help="Item ids to retry.")] = None,
     config: ConfigOpt = None,
     all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead letter.")] = False,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            help="Every dead letter whose last code is this one (see `connector status`'s "
+            "dead letters by code), e.g. after fixing the crosswalk a rejection was about."
+        ),
+    ] = None,
 ) -> None:
     """Send dead letters again: parked ones as they are, refused ones re-read and re-mapped."""
     from connector.app import OperatorActions
 
-    if not item_ids and not all_dead:
-        fail("give item ids or --all-dead", 2)
+    if not item_ids and not all_dead and code is None:
+        fail("give item ids, --all-dead or --code", 2)
     with opened(config) as app:
-        report = OperatorActions(app, origin="cli").retry(list(item_ids or []), all_dead=all_dead)
+        actions = OperatorActions(app, origin="cli")
+        report = actions.retry(list(item_ids or []), all_dead=all_dead, code=code)
     results = report["results"]
     for r in results:
         out.print(f"{r['id']}: {r['action']}")

@@ -261,7 +261,11 @@ class Store(Protocol):
         kind: Kind | None = None,
         dossier: str | None = None,
         limit: int = 50,
-    ) -> list[OutboxItem]: ...
+        code: str | None = None,
+    ) -> list[OutboxItem]:
+        """Rows matching every filter given, newest first; `code` is the last code, e.g. a
+        portal's rejection code, `invalid` or `parked`."""
+        ...
 
     def get(self, item_id: int) -> OutboxItem | None: ...
 

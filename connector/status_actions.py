@@ -5,7 +5,7 @@ too; without a configured `status.token` they answer 403. Each runs the CLI's ow
 (`connector.jobs.resync`) in a worker thread, one action at a time, and answers with the
 result as JSON. Request values are never echoed: an error names the key that is wrong.
 
-    {"ids": [12, 13]} | {"all_dead": true}                          → /actions/retry
+    {"ids": [12, 13]} | {"all_dead": true} | {"code": "E21"}        → /actions/retry
     {"dossier" | "since" | "until" | "agency" | "procedure", "dry_run", "missing_only"}
         → /actions/resync
 """
@@ -43,7 +43,9 @@ _UNCONFIGURED = "actions need status.token"
 class Actions(Protocol):
     """What the actions run; blocking calls, made from a worker thread."""
 
-    def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]: ...
+    def retry(
+        self, ids: Sequence[int], *, all_dead: bool, code: str | None = None
+    ) -> Mapping[str, Any]: ...
 
     def resync(
         self, selection: Selection, *, dry_run: bool, missing_only: bool = False
@@ -59,9 +61,10 @@ def _reply(body: Any, status_code: int = 200, headers: Mapping[str, str] | None 
     return Response(content, status_code, headers, media_type="application/json")
 
 
-def parse_retry(body: Mapping[str, Any]) -> tuple[list[int], bool]:
-    """`{"ids": [...]}` and/or `{"all_dead": true}`: the ids and the flag."""
-    _only(body, ("ids", "all_dead"))
+def parse_retry(body: Mapping[str, Any]) -> tuple[list[int], bool, str | None]:
+    """`{"ids": [...]}`, `{"all_dead": true}` and/or `{"code": "E21"}`: the ids, the flag
+    and the code."""
+    _only(body, ("ids", "all_dead", "code"))
     ids = body.get("ids", [])
     if not isinstance(ids, list) or not all(type(i) is int and i > 0 for i in ids):
         raise BadRequest("ids: expected a list of positive item ids")
@@ -70,9 +73,12 @@ def parse_retry(body: Mapping[str, Any]) -> tuple[list[int], bool]:
     all_dead = body.get("all_dead", False)
     if not isinstance(all_dead, bool):
         raise BadRequest("all_dead: expected true or false")
-    if not ids and not all_dead:
-        raise BadRequest('give "ids" or "all_dead": true')
-    return ids, all_dead
+    code = body.get("code")
+    if code is not None and (not isinstance(code, str) or not code or len(code) > 64):
+        raise BadRequest("code: expected a non-empty string of at most 64 characters")
+    if not ids and not all_dead and code is None:
+        raise BadRequest('give "ids", "all_dead": true or "code"')
+    return ids, all_dead, code
 
 
 def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, dict[str, bool]]:
@@ -181,8 +187,8 @@ def action_routes(actions: Actions, *, token: str | None) -> list[Route]:
         return handle
 
     def retry(body: Mapping[str, Any]) -> Callable[[], Mapping[str, Any]]:
-        ids, all_dead = parse_retry(body)
-        return lambda: actions.retry(ids, all_dead=all_dead)
+        ids, all_dead, code = parse_retry(body)
+        return lambda: actions.retry(ids, all_dead=all_dead, code=code)
 
     def resync(body: Mapping[str, Any]) -> Callable[[], Mapping[str, Any]]:
         selection, flags = parse_resync(body)

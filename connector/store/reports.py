@@ -38,6 +38,7 @@ def items(
     kind: Kind | None,
     dossier: str | None,
     limit: int,
+    code: str | None = None,
 ) -> list[OutboxItem]:
     """Rows matching every given filter, newest first."""
     query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
@@ -47,6 +48,8 @@ def items(
         query = query.where(outbox.c.kind == kind.value)
     if dossier is not None:
         query = query.where(outbox.c.dossier == dossier)
+    if code is not None:
+        query = query.where(outbox.c.last_code == code)
     return to_items(conn.execute(query).all())
 
 

@@ -180,9 +180,12 @@ class SqlStore:
         kind: Kind | None = None,
         dossier: str | None = None,
         limit: int = 50,
+        code: str | None = None,
     ) -> list[OutboxItem]:
         with self._read("item list") as conn:
-            return reports.items(conn, states=states, kind=kind, dossier=dossier, limit=limit)
+            return reports.items(
+                conn, states=states, kind=kind, dossier=dossier, limit=limit, code=code
+            )
 
     def get(self, item_id: int) -> OutboxItem | None:
         with self._read("item read") as conn:

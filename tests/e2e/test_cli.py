@@ -298,6 +298,29 @@ def test_an_operator_resync_is_recorded_with_what_it_covered(delivered: Stack) -
     assert delivered.cli("audit", "verify", "--config", config).returncode == 0
 
 
+def test_dead_letters_listed_and_retried_by_code(delivered: Stack) -> None:
+    """`--code` picks the dead letters whose last code it names: `invalid` lists and
+    re-reads every refused record, a code nothing has lists and retries nothing, and the
+    audit trail records what was asked."""
+    config = str(delivered.config)
+    expected = expected_from_demo(delivered.demo_db)
+
+    def listed(code: str) -> list[dict[str, object]]:
+        out = delivered.cli("outbox", "list", "--code", code, "--json", "--limit", "500",
+                            "--config", config).stdout  # fmt: skip
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    invalid = listed("invalid")
+    assert {r["dossier"] for r in invalid} == set(expected.invalid)
+    assert listed("E99") == []
+    assert delivered.cli("outbox", "retry", "--code", "E99", "--config", config).stdout == ""
+    result = delivered.cli("outbox", "retry", "--code", "invalid", "--config", config).stdout
+    assert sorted(result.splitlines()) == sorted(f"{r['id']}: re-read" for r in invalid)
+    trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
+    details = [json.loads(line)["detail"] for line in trail.stdout.splitlines()]
+    assert details == ["cli; code=E99", "cli; code=invalid"]
+
+
 def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
     """An invalid record (unknown procedure) is sent after the crosswalk is fixed and the
     operator retries it, and its steps, set aside meanwhile, go with it in the same run."""

@@ -27,12 +27,16 @@ class FakeActions:
         self.gate = gate
         self.entered = threading.Event()
         self.missing_only: bool | None = None
+        self.code: str | None = None
 
-    def retry(self, ids: Sequence[int], *, all_dead: bool) -> Mapping[str, Any]:
+    def retry(
+        self, ids: Sequence[int], *, all_dead: bool, code: str | None = None
+    ) -> Mapping[str, Any]:
         self.entered.set()
         if self.gate is not None:
             assert self.gate.wait(10)
         self.calls.append(("retry", list(ids), all_dead))
+        self.code = code
         return {"results": [{"id": i, "action": "requeued"} for i in ids]}
 
     def resync(
@@ -84,18 +88,22 @@ async def test_actions_need_the_bearer_token(header: str | None) -> None:
 
 
 async def test_retry_runs_with_the_ids_and_answers_the_result() -> None:
-    """An authorised retry passes the ids and the all_dead flag and returns the JSON result."""
+    """An authorised retry passes the ids, the all_dead flag and the code, and returns the
+    JSON result."""
     actions = FakeActions()
     async with _client(actions) as client:
         reply = await client.post("/actions/retry", json={"ids": [3, 4]}, headers=AUTH)
         every = await client.post("/actions/retry", json={"all_dead": True}, headers=AUTH)
+        assert actions.code is None
+        coded = await client.post("/actions/retry", json={"code": "E21"}, headers=AUTH)
+    assert coded.status_code == 200 and actions.code == "E21"
     assert reply.status_code == 200
     assert reply.json()["results"] == [
         {"id": 3, "action": "requeued"},
         {"id": 4, "action": "requeued"},
     ]
     assert every.status_code == 200
-    assert actions.calls == [("retry", [3, 4], False), ("retry", [], True)]
+    assert actions.calls == [("retry", [3, 4], False), ("retry", [], True), ("retry", [], False)]
 
 
 async def test_resync_builds_the_selection() -> None:
@@ -139,6 +147,8 @@ async def test_resync_can_queue_only_what_is_missing() -> None:
         ("/actions/retry", {"ids": ["1"]}, "ids"),
         ("/actions/retry", {"ids": [True]}, "ids"),
         ("/actions/retry", {"ids": [1], "all_dead": "yes"}, "all_dead"),
+        ("/actions/retry", {"code": ""}, "code"),
+        ("/actions/retry", {"code": 21}, "code"),
         ("/actions/retry", {"ids": [1], PERSONAL_VALUE: 1}, "unknown key"),
         ("/actions/resync", {}, "at least one"),
         ("/actions/resync", {"dry_run": True}, "at least one"),
