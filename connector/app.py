@@ -303,7 +303,8 @@ class OperatorActions:
         app = self._app
         chosen = list(dict.fromkeys(ids))
         if all_dead or code is not None:
-            dead = app.store.items(states=sorted(DEAD_STATES), code=code, limit=MAX_RETRY)
+            only = None if all_dead else code
+            dead = app.store.items(states=sorted(DEAD_STATES), code=only, limit=MAX_RETRY)
             asked = set(chosen)
             chosen += [i.id for i in dead if i.id not in asked]
         results = retry_dead(

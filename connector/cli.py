@@ -512,6 +512,8 @@ def outbox_retry(
 
     if not item_ids and not all_dead and code is None:
         fail("give item ids, --all-dead or --code", 2)
+    if all_dead and code is not None:
+        fail("give --all-dead or --code, not both", 2)
     with opened(config) as app:
         actions = OperatorActions(app, origin="cli")
         report = actions.retry(list(item_ids or []), all_dead=all_dead, code=code)

@@ -78,6 +78,8 @@ def parse_retry(body: Mapping[str, Any]) -> tuple[list[int], bool, str | None]:
         raise BadRequest("code: expected a non-empty string of at most 64 characters")
     if not ids and not all_dead and code is None:
         raise BadRequest('give "ids", "all_dead": true or "code"')
+    if all_dead and code is not None:
+        raise BadRequest('give "all_dead" or "code", not both')
     return ids, all_dead, code
 
 

@@ -28,10 +28,21 @@ def content_hash(payload: Mapping[str, Any]) -> str:
     return digest(canonical_json(payload))
 
 
+#: Bytes of a `step_digest`; a `sent_steps` row holds them end to end.
+STEP_DIGEST_SIZE = 8
+
+
 def step_digest(key: str) -> bytes:
     """Eight bytes naming a step's key, kept for each acknowledged step whose outbox row was
     purged (`sent_steps`): small enough to keep for good, and one false match in 2**64."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    data = key.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=STEP_DIGEST_SIZE).digest()
+
+
+def split_digests(blob: bytes) -> list[bytes]:
+    """The step digests that `blob` holds end to end."""
+    size = STEP_DIGEST_SIZE
+    return [blob[i : i + size] for i in range(0, len(blob), size)]
 
 
 def combined_hash(hashes: Iterable[str]) -> str:

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Row, select, union, union_all
 
-from connector.core.hashing import step_digest
+from connector.core.hashing import split_digests, step_digest
 from connector.core.records import Kind, Mapped, State
 from connector.store.engine import among
-from connector.store.repairs import digests
 from connector.store.rows import chunks
 from connector.store.schema import known, outbox, owners, sent_steps
 
@@ -95,7 +94,7 @@ def purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
             .join(known, known.c.dossier == sent_steps.c.dossier)
             .where(among(conn, sent_steps.c.dossier, part))
         )
-        kept.update((dossier, set(digests(blob))) for dossier, blob in conn.execute(query))
+        kept.update((dossier, set(split_digests(blob))) for dossier, blob in conn.execute(query))
     if not kept:
         return set()
     return {i.key for i in steps if i.dossier in kept and step_digest(i.key) in kept[i.dossier]}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Row, delete, select, update
 
-from connector.core.hashing import step_digest
+from connector.core.hashing import split_digests, step_digest
 from connector.core.records import Kind, State
 from connector.store.delivery import release_steps
 from connector.store.engine import among, upsert
@@ -128,10 +128,5 @@ def _keep_sent(conn: Connection, rows: Sequence[Row[int, str, str, str, str]]) -
 
 def _merged(kept: bytes, new: list[bytes]) -> bytes:
     """`kept` followed by the digests of `new` it does not hold yet."""
-    have = set(digests(kept))
+    have = set(split_digests(kept))
     return kept + b"".join(d for d in dict.fromkeys(new) if d not in have)
-
-
-def digests(blob: bytes) -> list[bytes]:
-    """The 8-byte digests a `sent_steps` row holds."""
-    return [blob[i : i + 8] for i in range(0, len(blob), 8)]

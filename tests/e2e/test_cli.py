@@ -314,6 +314,9 @@ def test_dead_letters_listed_and_retried_by_code(delivered: Stack) -> None:
     assert {r["dossier"] for r in invalid} == set(expected.invalid)
     assert listed("E99") == []
     assert delivered.cli("outbox", "retry", "--code", "E99", "--config", config).stdout == ""
+    both = delivered.cli("outbox", "retry", "--code", "E99", "--all-dead", "--config", config,
+                         check=False)  # fmt: skip
+    assert both.returncode == 2 and "not both" in both.stderr
     result = delivered.cli("outbox", "retry", "--code", "invalid", "--config", config).stdout
     assert sorted(result.splitlines()) == sorted(f"{r['id']}: re-read" for r in invalid)
     trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)

@@ -149,6 +149,7 @@ async def test_resync_can_queue_only_what_is_missing() -> None:
         ("/actions/retry", {"ids": [1], "all_dead": "yes"}, "all_dead"),
         ("/actions/retry", {"code": ""}, "code"),
         ("/actions/retry", {"code": 21}, "code"),
+        ("/actions/retry", {"code": "E21", "all_dead": True}, "not both"),
         ("/actions/retry", {"ids": [1], PERSONAL_VALUE: 1}, "unknown key"),
         ("/actions/resync", {}, "at least one"),
         ("/actions/resync", {"dry_run": True}, "at least one"),
