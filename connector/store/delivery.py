@@ -14,7 +14,7 @@ hold (see `_held_due_steps`); acknowledging the dossier's header brings them bac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -146,8 +146,7 @@ def release_steps(conn: Connection, dossiers: Sequence[str], now: float) -> None
 
     The portal just acknowledged (or was found to hold) each dossier: the reason a step of
     it was set aside is gone, and the portal is answering. Only dossiers in `waiting` had
-    steps set aside, so the outbox is searched for those alone, and by dossier alone: given
-    the state and kind too, SQLite searches the due index for every step due later.
+    steps set aside, so the outbox is searched for those alone (`pending_steps_of`).
     """
     later: list[int] = []
     for part in chunks(sorted(set(dossiers))):
@@ -157,15 +156,37 @@ def release_steps(conn: Connection, dossiers: Sequence[str], now: float) -> None
         if not found:
             continue
         conn.execute(delete(waiting).where(among(conn, waiting.c.dossier, found)))
-        query = select(outbox.c.id, outbox.c.state, outbox.c.kind, outbox.c.next_attempt_at).where(
-            among(conn, outbox.c.dossier, found)
-        )
-        later.extend(
-            item_id
-            for item_id, state, kind, due_at in conn.execute(query)
-            if state == State.PENDING.value and kind == Kind.STEP.value and due_at > now
-        )
+        later += [
+            item_id for _, _, item_id, due_at in pending_steps_of(conn, found) if due_at > now
+        ]
     _reschedule(conn, later, now)
+
+
+def pending_steps_of(
+    conn: Connection, dossiers: Iterable[str]
+) -> list[tuple[str, str, int, float]]:
+    """The pending steps of `dossiers`: (dossier, event time, id, next attempt), unordered.
+
+    Only the dossier is constrained in SQL, so the dossier index serves the look-up: with
+    the state and kind in the WHERE clause too, SQLite walks every pending step instead.
+    """
+    found: list[tuple[str, str, int, float]] = []
+    pending, step = State.PENDING.value, Kind.STEP.value
+    for part in chunks(sorted(set(dossiers))):
+        query = select(
+            outbox.c.dossier,
+            outbox.c.event_time,
+            outbox.c.id,
+            outbox.c.next_attempt_at,
+            outbox.c.state,
+            outbox.c.kind,
+        ).where(among(conn, outbox.c.dossier, part))
+        found += [
+            (dossier, at, item_id, due_at)
+            for dossier, at, item_id, due_at, state, kind in conn.execute(query).fetchall()
+            if state == pending and kind == step
+        ]
+    return found
 
 
 def _is_due(now: float, max_wait: float | None) -> ColumnElement[bool]:
@@ -259,21 +280,8 @@ def _due_prefixes(
 ) -> list[int]:
     """Ids of each dossier's pending steps in time order up to the first one not yet due."""
     steps: dict[str, list[tuple[str, int, float]]] = {}
-    pending, step = State.PENDING.value, Kind.STEP.value
-    for part in chunks(sorted(set(dossiers))):
-        # Only the dossier is constrained in SQL, so the dossier index serves the look-up:
-        # with state and kind in the WHERE clause SQLite walks every pending step instead.
-        query = select(
-            outbox.c.dossier,
-            outbox.c.event_time,
-            outbox.c.id,
-            outbox.c.next_attempt_at,
-            outbox.c.state,
-            outbox.c.kind,
-        ).where(among(conn, outbox.c.dossier, part))
-        for dossier, at, item_id, due_at, state, kind in conn.execute(query).fetchall():
-            if state == pending and kind == step:
-                steps.setdefault(dossier, []).append((at, item_id, due_at))
+    for dossier, at, item_id, due_at in pending_steps_of(conn, dossiers):
+        steps.setdefault(dossier, []).append((at, item_id, due_at))
     chosen: list[int] = []
     for dossier in dict.fromkeys(dossiers):
         for _, item_id, due_at in sorted(steps.get(dossier, ())):

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Row, delete, select, update
 
 from connector.core.hashing import split_digests, step_digest
 from connector.core.records import Kind, State
-from connector.store.delivery import release_steps
+from connector.store.delivery import pending_steps_of, release_steps
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks
 from connector.store.schema import known, outbox, sent_steps, waiting
@@ -77,19 +77,10 @@ def forget_waiting(conn: Connection) -> int:
     """Drop the `waiting` rows of dossiers with no pending step left (an operator retired
     them, say), so the table lists only dossiers whose steps still wait.
 
-    The outbox is searched by dossier alone (see `delivery.release_steps` for why).
     """
-    gone: list[str] = []
-    for part in chunks(list(conn.scalars(select(waiting.c.dossier).order_by(waiting.c.dossier)))):
-        query = select(outbox.c.dossier, outbox.c.state, outbox.c.kind).where(
-            among(conn, outbox.c.dossier, part)
-        )
-        waits = {
-            dossier
-            for dossier, state, kind in conn.execute(query)
-            if state == State.PENDING.value and kind == Kind.STEP.value
-        }
-        gone += [dossier for dossier in part if dossier not in waits]
+    listed = list(conn.scalars(select(waiting.c.dossier)))
+    waits = {dossier for dossier, *_ in pending_steps_of(conn, listed)}
+    gone = [dossier for dossier in listed if dossier not in waits]
     for part in chunks(gone):
         conn.execute(delete(waiting).where(among(conn, waiting.c.dossier, part)))
     return len(gone)
