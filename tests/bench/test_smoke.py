@@ -48,6 +48,7 @@ def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Pa
     assert "{'duplicate_steps': 0, 'headers_applied_twice': 0}" in out
     assert any(line.startswith("steady state:") and "p95" in line for line in lines)
     assert any(line.startswith("outage of 1 s") for line in lines)
+    assert any("the sandbox portal used" in line for line in lines)
 
 
 def test_audit_trail_benchmark_runs(tmp_path: Path) -> None:
@@ -60,3 +61,14 @@ def test_audit_trail_benchmark_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "archive: 1500 records" in proc.stdout
     assert "verify through the archive: 3000 records, ok=True" in proc.stdout
+
+
+def test_store_floor_benchmark_runs(tmp_path: Path) -> None:
+    """A small run of `bench/floor.py`: both layouts are written, claimed and settled."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "floor.py"), "--dossiers", "300", "--page", "100"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.match(r"^floor_per_item_ms=\d+\.\d+ floor_per_dossier_ms=\d+\.\d+ ratio=", last)
