@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from connector import settings as settings_mod
 from connector.app import App, iso_utc
@@ -38,6 +39,7 @@ from connector.errors import (
     PortalRefused,
     PortalTransient,
 )
+from connector.listing import print_records
 from connector.logs import configure_logging
 from connector.ports import BlockedDossier, Selection
 from connector.settings import Settings
@@ -152,11 +154,15 @@ def check(
             line = {"part": finding.part, "ok": finding.ok, "detail": finding.detail}
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
     else:
-        table = Table("part", "result", "detail")
-        for finding in findings:
-            verdict = "[green]ok[/green]" if finding.ok else "[red]FAILED[/red]"
-            table.add_row(finding.part, verdict, escape(finding.detail))
-        out.print(table)
+        cells = [
+            (
+                finding.part,
+                Text("ok", style="green") if finding.ok else Text("FAILED", style="red"),
+                finding.detail,
+            )
+            for finding in findings
+        ]
+        print_records(out, ("part", "result", "detail"), cells, wrap={"detail"})
     failed = [finding.part for finding in findings if not finding.ok]
     if failed:
         fail(f"{len(failed)} part(s) failed: {', '.join(failed)}")
@@ -397,19 +403,21 @@ def outbox_list(
             line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "body"}
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
         return
-    table = Table("id", "kind", "key", "state", "attempts", "code", "reason", "source")
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             str(r.id),
             r.kind.value,
             r.key,
             r.state.value,
             str(r.attempts),
             r.last_code,
-            r.last_message[:120],
+            r.last_message,
             r.source_ref,
         )
-    out.print(table)
+        for r in rows
+    ]
+    columns = ("id", "kind", "key", "state", "attempts", "code", "reason", "source")
+    print_records(out, columns, cells, wrap={"reason"})
     out.print(f"{len(rows)} item(s)")
 
 
@@ -434,13 +442,18 @@ def outbox_blocked(
             }
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
         return
-    table = Table("dossier", "steps", "waiting since", "header", "why")
-    for b in blocked:
-        header = f"{b.header.id} ({b.header.state.value})" if b.header else "-"
-        table.add_row(
-            b.dossier, str(b.steps), iso_utc(b.first_queued_at), header, blocked_reason(b)
+    cells = [
+        (
+            b.dossier,
+            str(b.steps),
+            iso_utc(b.first_queued_at) or "-",
+            f"{b.header.id} ({b.header.state.value})" if b.header else "-",
+            blocked_reason(b),
         )
-    out.print(table)
+        for b in blocked
+    ]
+    columns = ("dossier", "steps", "waiting since", "header", "why")
+    print_records(out, columns, cells, wrap={"why"})
     out.print(f"{len(blocked)} dossier(s)")
 
 

@@ -61,13 +61,14 @@ def _outbox_table(outbox: Any) -> Table:
     kinds = outbox if isinstance(outbox, Mapping) else {}
     seen = {str(s) for counts in kinds.values() if isinstance(counts, Mapping) for s in counts}
     states = [*STATE_ORDER, *sorted(seen - set(STATE_ORDER))]
+    # A row per state, a column per kind: it fits in 80 columns, however many states.
     table = Table(title="Outbox", title_justify="left")
-    table.add_column("kind")
+    table.add_column("state")
+    for kind in kinds:
+        table.add_column(str(kind), justify="right")
     for state in states:
-        table.add_column(state, justify="right")
-    for kind, counts in kinds.items():
-        cells = [_state_cell(state, _count(_get(counts, state))) for state in states]
-        table.add_row(str(kind), *cells)
+        cells = [_state_cell(state, _count(_get(counts, state))) for counts in kinds.values()]
+        table.add_row(state, *cells)
     return table
 
 
