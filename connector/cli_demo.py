@@ -111,8 +111,8 @@ def demo_up(
     from connector.demo.live import run_activity
     from connector.logs import configure_logging
 
-    os.environ.setdefault(DEMO_PASSWORD_ENV, secrets.token_urlsafe(18))
     settings = _settings(config)
+    password_file = _demo_password(settings)
     db = _sqlite_path(settings.source.url, "source.url")
     if not db.exists():
         summary = init_demo(db, _crosswalks(settings), dossiers=dossiers, overwrite=True)
@@ -131,21 +131,52 @@ def demo_up(
     )
     live.start()
     status = f"http://{settings.status.host}:{settings.status.port}/status"
+    # soft_wrap: URLs and commands stay on one line, whole, for copying
     out.print(
         f"sandbox portal: {settings.portal.base_url}  (counts: "
-        f"{settings.portal.base_url}/_sandbox/stats)"
+        f"{settings.portal.base_url}/_sandbox/stats)",
+        soft_wrap=True,
     )
-    out.print(f"status:         {status}  (also: connector status -c {config or 'config.toml'})")
+    out.print(
+        f"status:         {status}  (also: connector status -c {config or 'config.toml'})",
+        soft_wrap=True,
+    )
+    if password_file is not None:
+        out.print(
+            "other commands (trace, check) log in to the sandbox with its password: "
+            f"export {DEMO_PASSWORD_ENV}=$(cat {password_file})",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print("press Ctrl-C to stop")
+    timer = threading.Timer(duration or 0.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
     if duration is not None:
-        threading.Timer(duration, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        timer.start()
     configure_logging(fmt=settings.logging.format, level=settings.logging.level)
     try:
         run_daemon(App(settings))
     finally:
+        timer.cancel()  # stopped sooner (Ctrl-C): the process must not wait for the timer
         stop.set()
         sandbox.terminate()
         sandbox.wait(timeout=10)
+
+
+def _demo_password(settings: Settings) -> Path | None:
+    """Make up the sandbox's password unless one is set, and keep it where other commands
+    run beside the demo (`trace`, `check`) can read it: a file only its owner may read,
+    beside the state store. None when the password came from the environment."""
+    if os.environ.get(DEMO_PASSWORD_ENV):
+        return None
+    password = secrets.token_urlsafe(18)
+    path = _sqlite_path(settings.state.url, "state.url").parent / "sandbox-password"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(password + "\n")
+    os.environ[DEMO_PASSWORD_ENV] = password
+    return path
 
 
 def _start_sandbox(settings: Settings, db: Path) -> subprocess.Popen[bytes]:
