@@ -357,6 +357,11 @@ def resync(
         out.print(f"  [yellow]refused[/yellow] {escape(reason)}", highlight=False)
     if not read:
         out.print("nothing matched the selection")
+        if agency or procedure:
+            out.print(
+                "--agency and --procedure take the local system's codes, not the portal's "
+                "(the mapping's crosswalks translate one into the other)"
+            )
 
 
 @contextmanager

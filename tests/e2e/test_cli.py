@@ -288,7 +288,9 @@ def test_an_operator_resync_is_recorded_with_what_it_covered(delivered: Stack) -
     when the selection held nothing."""
     config = str(delivered.config)
     asked = ("--since", "2001-01-01", "--until", "2001-01-02", "--agency", "000.00.01.H26")
-    assert "nothing matched" in delivered.cli("resync", *asked, "--config", config).stdout
+    said = delivered.cli("resync", *asked, "--config", config).stdout
+    assert "nothing matched" in said
+    assert "--agency and --procedure take the local system's codes" in said
     trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
     (record,) = [json.loads(line) for line in trail.stdout.splitlines()]
     assert (record["service"], record["keys"]) == ("resync", [])
