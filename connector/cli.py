@@ -24,7 +24,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from connector import settings as settings_mod
@@ -190,7 +189,7 @@ def trace_command(
     for line in _trace_lines(found):
         out.print(escape(line), highlight=False)
     if found.calls:
-        out.print(_audit_table(found.calls, dossier))
+        _print_audit(found.calls, dossier)
 
 
 def _trace_lines(found: Trace) -> list[str]:
@@ -717,28 +716,33 @@ def audit_show(
                 line["dossier_keys"] = dossier_keys(r, dossier)
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
         return
-    out.print(_audit_table(records, dossier))
+    _print_audit(records, dossier)
     out.print(f"{len(records)} record(s)")
 
 
-def _audit_table(records: list[AuditRecord], dossier: str | None) -> Table:
-    table = Table()
-    for name in ("seq", "at (UTC)", "action", "service", "items", "outcome", "payload", "detail"):
-        table.add_column(name, overflow="fold")  # an audit view wraps, never cuts
+_AUDIT_COLUMNS = ("seq", "at (UTC)", "action", "service", "items", "outcome", "payload", "detail")
+
+
+def _print_audit(records: list[AuditRecord], dossier: str | None) -> None:
+    """The records as a table, or as blocks when one would not fit: an audit view wraps,
+    never cuts (the payload hash is what a record is checked against)."""
+    cells = []
     for r in records:
         mine = dossier_keys(r, dossier) if dossier else []
         items = f"{len(mine)} of {len(r.keys)}" if dossier else str(len(r.keys))
-        table.add_row(
-            str(r.seq),
-            iso_utc(r.at),
-            r.action,
-            r.service,
-            items,
-            r.outcome,
-            r.payload_hash,
-            r.detail,
+        cells.append(
+            (
+                str(r.seq),
+                iso_utc(r.at) or "-",
+                r.action,
+                r.service,
+                items,
+                r.outcome,
+                r.payload_hash,
+                r.detail,
+            )
         )
-    return table
+    print_records(out, _AUDIT_COLUMNS, cells, wrap={"outcome", "detail"})
 
 
 def _instant(value: str, option: str) -> float:
