@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -34,50 +35,57 @@ def print_records(
     wrap: Collection[str] = (),
 ) -> None:
     """Print `rows` under `columns`; only the columns named in `wrap` may wrap."""
-    if fits(console.width, columns, rows, wrap):
-        console.print(_table(columns, rows, wrap))
+    cells = [[_text(cell) for cell in row] for row in rows]
+    widths = _least_widths(columns, cells, wrap)
+    if sum(widths) + _PER_COLUMN * len(widths) + 1 <= console.width:
+        console.print(_table(columns, cells, widths, wrap))
         return
-    for row in rows:
+    for row in cells:
         console.print(_block(columns, row))
 
 
-def fits(
-    width: int, columns: Sequence[str], rows: Sequence[Sequence[Cell]], wrap: Collection[str]
-) -> bool:
-    """Whether a table of `rows` fits in `width` with no identifier cut."""
-    needed = 1
+def _least_widths(
+    columns: Sequence[str], rows: Sequence[Sequence[Text]], wrap: Collection[str]
+) -> list[int]:
+    """Per column, the least width that cuts nothing: an identifier's longest value whole,
+    a wrapping column's longest line up to `MIN_TEXT_WIDTH`."""
+    widths = []
     for index, name in enumerate(columns):
-        cells = [len(name), *(_length(row[index]) for row in rows)]
-        longest = max(cells)
-        needed += _PER_COLUMN + (min(longest, MIN_TEXT_WIDTH) if name in wrap else longest)
-    return needed <= width
+        longest = max([cell_len(name), *(_cell_width(row[index]) for row in rows)])
+        widths.append(min(longest, MIN_TEXT_WIDTH) if name in wrap else longest)
+    return widths
 
 
 def _text(cell: Cell) -> Text:
     return cell if isinstance(cell, Text) else Text(cell)
 
 
-def _length(cell: Cell) -> int:
-    return max((len(line) for line in _text(cell).plain.splitlines()), default=0)
+def _cell_width(cell: Text) -> int:
+    return max((cell_len(line) for line in cell.plain.splitlines()), default=0)
 
 
-def _table(columns: Sequence[str], rows: Sequence[Sequence[Cell]], wrap: Collection[str]) -> Table:
+def _table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Text]],
+    widths: Sequence[int],
+    wrap: Collection[str],
+) -> Table:
     table = Table()
-    for name in columns:
+    for name, width in zip(columns, widths, strict=True):
         if name in wrap:
-            table.add_column(name, ratio=1, min_width=MIN_TEXT_WIDTH, overflow="fold")
+            table.add_column(name, ratio=1, min_width=width, overflow="fold")
         else:
-            table.add_column(name, no_wrap=True)
+            table.add_column(name, no_wrap=True, min_width=width)
     for row in rows:
-        table.add_row(*map(_text, row))
+        table.add_row(*row)
     return table
 
 
-def _block(columns: Sequence[str], row: Sequence[Cell]) -> RenderableType:
+def _block(columns: Sequence[str], row: Sequence[Text]) -> RenderableType:
     block = Table.grid(padding=(0, 2))
     block.add_column(style="bold", no_wrap=True)
     block.add_column(overflow="fold")
     for name, cell in zip(columns, row, strict=True):
-        block.add_row(name, _text(cell))
+        block.add_row(name, cell)
     block.add_row("", "")
     return block

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 from rich.text import Text
 
@@ -60,3 +61,14 @@ def test_the_status_outbox_table_fits_80_columns_with_every_state_named() -> Non
         assert f"│ {state}" in text, state
     assert "16817" in text
     assert "…" not in text
+
+
+@pytest.mark.parametrize("reason", ["invalid", REASON, "x" * 29, "y" * 31])
+def test_at_any_width_every_identifier_is_printed_whole(reason: str) -> None:
+    """Whatever the terminal's width, a table or blocks: never a cut identifier."""
+    row = (*ROW[:6], reason, ROW[7])
+    for width in range(40, 200, 3):
+        text = _printed(width, [row, ROW])
+        assert text.count(KEY) == 2, width
+        assert text.count("dossiers:2901") == 2, width
+        assert "…" not in text, width
