@@ -149,14 +149,16 @@ def demo_up(
             soft_wrap=True,
         )
     out.print("press Ctrl-C to stop")
-    timer = threading.Timer(duration or 0.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer = None
     if duration is not None:
+        timer = threading.Timer(duration, lambda: os.kill(os.getpid(), signal.SIGTERM))
         timer.start()
     configure_logging(fmt=settings.logging.format, level=settings.logging.level)
     try:
         run_daemon(App(settings))
     finally:
-        timer.cancel()  # stopped sooner (Ctrl-C): the process must not wait for the timer
+        if timer is not None:  # stopped sooner (Ctrl-C): the process must not wait for it
+            timer.cancel()
         stop.set()
         sandbox.terminate()
         sandbox.wait(timeout=10)
