@@ -19,6 +19,7 @@ from connector import __version__
 from connector.clock import SystemClock
 from connector.core.delivery import RetryPolicy
 from connector.core.mapping import CompiledMapping
+from connector.core.masking import scrub_text
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.errors import ConnectorError, StoreError
 from connector.jobs.health import Health
@@ -322,6 +323,28 @@ class OperatorActions:
         self._app.figures_changed()
         self._on_queued()
         return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
+
+    def dismiss(self, ids: Sequence[int], *, code: str | None, reason: str) -> Mapping[str, Any]:
+        """Retire the dead letters `ids`, plus every one whose last code is `code`, that the
+        operator will not fix (a record the portal will never take), with the steps waiting
+        behind a dismissed header. The reason goes into the audit record, masked. The rows
+        are retired (purged later with the other finished rows); the local record is read
+        again when it changes, or by `resync --dossier X --missing-only`."""
+        app = self._app
+        chosen = list(dict.fromkeys(ids))
+        if code is not None:
+            dead = app.store.items(states=sorted(DEAD_STATES), code=code, limit=MAX_RETRY)
+            asked = set(chosen)
+            chosen += [i.id for i in dead if i.id not in asked]
+        done = app.store.dismiss(chosen, now=app.clock.now())
+        counts = {"dismissed": len(done.ids), "steps": done.steps}
+        what = f"reason={scrub_text(reason)}"
+        if code is not None:
+            what = f"code={code} {what}"
+        self._record("dismiss", [str(i) for i in chosen], counts, what)
+        self._app.figures_changed()
+        kept = sorted(set(chosen) - set(done.ids))
+        return {"dismissed": done.ids, "steps": done.steps, "not_dead": kept}
 
     def resync(
         self,

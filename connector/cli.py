@@ -541,6 +541,40 @@ def outbox_retry(
         raise typer.Exit(1)
 
 
+@outbox_app.command("dismiss")
+def outbox_dismiss(
+    item_ids: Annotated[list[int] | None, typer.Argument(help="Item ids to dismiss.")] = None,
+    config: ConfigOpt = None,
+    code: Annotated[
+        str | None, typer.Option(help="Every dead letter whose last code is this one.")
+    ] = None,
+    reason: Annotated[
+        str, typer.Option(help="Why they will not be fixed; kept in the audit trail.")
+    ] = "",
+) -> None:
+    """Retire dead letters that will not be fixed (a record the portal will never take),
+    with the steps waiting behind a dismissed header; the reason goes into the audit trail.
+    The local record goes again when it changes, or with `resync --dossier X --missing-only`."""
+    from connector.app import OperatorActions
+
+    if not item_ids and code is None:
+        fail("give item ids or --code", 2)
+    if not reason.strip():
+        fail("give --reason: the audit trail keeps why these were dismissed", 2)
+    with opened(config) as app:
+        report = OperatorActions(app, origin="cli").dismiss(
+            list(item_ids or []), code=code, reason=reason
+        )
+    dismissed, kept = report["dismissed"], report["not_dead"]
+    out.print(
+        f"dismissed {len(dismissed)} dead letter(s) and {report['steps']} step(s) waiting "
+        "behind them"
+    )
+    if kept:
+        out.print(f"not dead letters (or not found), left as they are: {kept}")
+        raise typer.Exit(1)
+
+
 @mapping_app.command("check")
 def mapping_check(
     path: Annotated[

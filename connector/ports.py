@@ -187,6 +187,14 @@ class WorkerLock(Protocol):
     def release(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dismissed:
+    """What `Store.dismiss` retired: the dead letters, and the steps waiting behind them."""
+
+    ids: list[int]
+    steps: int
+
+
 class Store(Protocol):
     """The durable outbox, what the portal is known to hold, cursors and the audit trail."""
 
@@ -274,6 +282,11 @@ class Store(Protocol):
         ...
 
     def supersede(self, item_ids: Sequence[int], *, now: float) -> int: ...
+
+    def dismiss(self, item_ids: Sequence[int], *, now: float) -> Dismissed:
+        """Retire the dead letters among `item_ids` that an operator will not fix, with
+        the pending steps that could only have gone after a dismissed header."""
+        ...
 
     def known_sample(self, n: int) -> list[str]:
         """Up to n dossiers the portal acknowledged, for reconciliation."""

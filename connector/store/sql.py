@@ -17,6 +17,7 @@ from connector.core.records import Cursor, Kind, Mapped, State
 from connector.ports import (
     AuditEvent,
     BlockedDossier,
+    Dismissed,
     IngestResult,
     OutboxItem,
     Settlement,
@@ -135,6 +136,11 @@ class SqlStore:
     def supersede(self, item_ids: Sequence[int], *, now: float) -> int:
         with self._write("supersede") as conn:
             return repairs.supersede(conn, item_ids, now=now)
+
+    def dismiss(self, item_ids: Sequence[int], *, now: float) -> Dismissed:
+        with self._write("dismiss") as conn:
+            ids, steps = repairs.dismiss(conn, item_ids, now=now)
+        return Dismissed(ids=ids, steps=steps)
 
     def purge(self, *, before: float, part: int = PURGE_PART) -> int:
         """In parts of `part` rows, each its own transaction, so the push and the pull are

@@ -830,3 +830,54 @@ def test_worker_lock_waits_for_its_holder_to_let_go(tmp_path: Path, backend: str
     finally:
         first.close()
         second.close()
+
+
+def test_dismissing_an_invalid_header_retires_it_and_the_steps_behind_it(store: Store) -> None:
+    """The steps of a dossier the portal does not hold, with no other version to go, could
+    never be sent: they are retired with the header, and nothing is blocked any more."""
+    steps = [step("D1", "20260101080000"), step("D1", "20260101090000")]
+    store.ingest("dossiers", [broken(header("D1")), *steps], None, now=T0)
+    store.ingest("dossiers", [header("D2"), step("D2", "20260101080000")], None, now=T0)
+    (dead,) = store.items(states=[State.INVALID])
+    done = store.dismiss([dead.id], now=T0 + 1)
+    assert (done.ids, done.steps) == ([dead.id], 2)
+    assert states(store, "D1") == [State.SUPERSEDED]
+    assert [states(store, s.key) for s in steps] == [[State.SUPERSEDED]] * 2
+    assert store.items(states=[State.INVALID]) == []
+    assert store.blocked_steps() == 1  # D2's step, whose header is still to go
+    # Nothing is lost: the record, read again, is queued again.
+    result = store.ingest("dossiers", [header("D1"), *steps], None, now=T0 + 2)
+    assert result.queued == 3
+
+
+def test_dismissing_leaves_steps_another_version_will_carry(store: Store) -> None:
+    """An invalid newer version beside a valid pending one: its steps follow the valid one."""
+    store.ingest("dossiers", [header("D1"), step("D1", "20260101080000")], None, now=T0)
+    store.ingest("dossiers", [broken(header("D1", "2"))], None, now=T0 + 1)
+    (dead,) = store.items(states=[State.INVALID])
+    assert store.dismiss([dead.id], now=T0 + 2).steps == 0
+    assert states(store, "D1") == [State.PENDING, State.SUPERSEDED]
+    assert store.blocked_steps() == 1
+
+
+def test_dismissing_leaves_steps_of_a_dossier_the_portal_holds(store: Store) -> None:
+    """A rejected update of a held dossier: its steps can still go, after the held version."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("dossiers", [header("D1", "2"), step("D1", "20260101080000")], None, now=T0 + 1)
+    (newer,) = store.claim(Kind.HEADER, 10, now=T0 + 1)
+    rejected = Settlement(item_id=newer.id, state=State.REJECTED, code="E21", message="no")
+    store.settle([rejected], now=T0 + 2)
+    done = store.dismiss([newer.id], now=T0 + 3)
+    assert (done.ids, done.steps) == ([newer.id], 0)
+    assert len(store.claim(Kind.STEP, 10, now=T0 + 3)) == 1
+
+
+def test_only_dead_letters_are_dismissed(store: Store) -> None:
+    """A pending or acknowledged item, or an unknown id, is left as it is."""
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    (first, _) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=first.id, state=State.ACKED)], now=T0)
+    ids = sorted(i.id for i in store.items())
+    assert store.dismiss([*ids, 999_999], now=T0 + 1).ids == []
+    assert sorted(states(store, "D1") + states(store, "D2")) == sorted([State.ACKED, State.PENDING])

@@ -326,6 +326,42 @@ def test_dead_letters_listed_and_retried_by_code(delivered: Stack) -> None:
     assert details == ["cli; code=E99", "cli; code=invalid"]
 
 
+def test_dead_letters_dismissed_with_a_reason_clear_the_status_and_lose_nothing(
+    delivered: Stack,
+) -> None:
+    """Dismissing the invalid records (`--code invalid`) retires them and the steps
+    blocked behind them: the status shows no dead letter and no blocked step, and the
+    audit trail keeps the reason, masked. A reason is required. The local records are
+    not lost: a `--missing-only` resync of one queues it again, refused again."""
+    config = str(delivered.config)
+    expected = expected_from_demo(delivered.demo_db)
+    refused = delivered.cli("outbox", "dismiss", "--code", "invalid", "--config", config,
+                            check=False)  # fmt: skip
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    before = json.loads(delivered.cli("status", "--json", "--config", config).stdout)
+    assert before["blocked_steps"] > 0
+    reason = "thủ tục chỉ có ở địa phương; liên hệ 0912345678"
+    said = delivered.cli("outbox", "dismiss", "--code", "invalid", "--reason", reason,
+                         "--config", config).stdout  # fmt: skip
+    n = len(expected.invalid)
+    assert f"dismissed {n} dead letter(s) and {before['blocked_steps']} step(s)" in said
+    after = json.loads(delivered.cli("status", "--json", "--config", config).stdout)
+    assert (after["dead_letters"], after["blocked_steps"]) == (0, 0)
+    trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
+    (record,) = [json.loads(line) for line in trail.stdout.splitlines()]
+    assert record["service"] == "dismiss"
+    assert record["outcome"] == f"dismissed={n},steps={before['blocked_steps']}"
+    assert record["detail"].startswith("cli; code=invalid reason=thủ tục chỉ có ở địa phương")
+    assert "0912345678" not in record["detail"]
+    not_dead = delivered.cli("outbox", "dismiss", "1", "--reason", "x", "--config", config,
+                             check=False)  # fmt: skip
+    assert not_dead.returncode == 1 and "[1]" in not_dead.stdout
+    dossier = sorted(expected.invalid)[0]
+    delivered.cli("resync", "--dossier", dossier, "--missing-only", "--config", config)
+    back = delivered.cli("outbox", "list", "--dossier", dossier, "--json", "--config", config)
+    assert [json.loads(line)["state"] for line in back.stdout.splitlines()] == ["invalid"]
+
+
 def test_retry_of_invalid_record_after_mapping_fix(delivered: Stack) -> None:
     """An invalid record (unknown procedure) is sent after the crosswalk is fixed and the
     operator retries it, and its steps, set aside meanwhile, go with it in the same run."""
