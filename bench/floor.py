@@ -134,8 +134,7 @@ def timed(stages: dict[str, float], name: str, work: Callable[[], None]) -> None
 
 
 def per_item(path: Path, dossiers: int, page: int) -> dict[str, float]:
-    create_engine(f"sqlite:///{path}").dispose()  # the file, then the connector's tables
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")  # the connector's own tables and indexes
     metadata.create_all(engine)
     engine.dispose()
     conn = connect(path)
@@ -149,7 +148,7 @@ def per_item(path: Path, dossiers: int, page: int) -> dict[str, float]:
         conn.executemany(
             "insert into known values (?, ?, ?) on conflict(dossier) do update"
             " set acked_hash = excluded.acked_hash, acked_at = excluded.acked_at",
-            [(row[3], row[7], time.time()) for row in rows],
+            [(row[3], row[6], time.time()) for row in rows],  # dossier, content_hash
         )
 
     stages: dict[str, float] = {}

@@ -302,12 +302,7 @@ class OperatorActions:
         from connector.jobs.resync import retry_dead
 
         app = self._app
-        chosen = list(dict.fromkeys(ids))
-        if all_dead or code is not None:
-            only = None if all_dead else code
-            dead = app.store.items(states=sorted(DEAD_STATES), code=only, limit=MAX_RETRY)
-            asked = set(chosen)
-            chosen += [i.id for i in dead if i.id not in asked]
+        chosen = self._dead_letters(ids, every=all_dead, code=code)
         results = retry_dead(
             item_ids=chosen,
             source=app.source,
@@ -331,11 +326,7 @@ class OperatorActions:
         are retired (purged later with the other finished rows); the local record is read
         again when it changes, or by `resync --dossier X --missing-only`."""
         app = self._app
-        chosen = list(dict.fromkeys(ids))
-        if code is not None:
-            dead = app.store.items(states=sorted(DEAD_STATES), code=code, limit=MAX_RETRY)
-            asked = set(chosen)
-            chosen += [i.id for i in dead if i.id not in asked]
+        chosen = self._dead_letters(ids, every=False, code=code)
         done = app.store.dismiss(chosen, now=app.clock.now())
         counts = {"dismissed": len(done.ids), "steps": done.steps}
         what = f"reason={scrub_text(reason)}"
@@ -380,6 +371,16 @@ class OperatorActions:
             "invalid": report.invalid,
             "reasons": report.reasons,
         }
+
+    def _dead_letters(self, ids: Sequence[int], *, every: bool, code: str | None) -> list[int]:
+        """`ids`, then every dead letter (`every`) or every one whose last code is `code`."""
+        chosen = list(dict.fromkeys(ids))
+        if every or code is not None:
+            only = None if every else code
+            dead = self._app.store.items(states=sorted(DEAD_STATES), code=only, limit=MAX_RETRY)
+            asked = set(chosen)
+            chosen += [i.id for i in dead if i.id not in asked]
+        return chosen
 
     def _record(self, service: str, keys: list[str], counts: Mapping[str, int], asked: str) -> None:
         outcome = ",".join(f"{k}={v}" for k, v in sorted(counts.items()))

@@ -203,7 +203,7 @@ def _claim_headers(
     sending it after the newer one would roll the portal's copy back.
     """
     rows = _due(conn, Kind.HEADER, limit, now, max_wait)
-    newest, versions = _newest_pending(conn, {row.key for row in rows})
+    newest, versions = newest_pending(conn, {row.key for row in rows})
     fresh = [row for row in rows if newest[row.key] == row.id]
     if len(fresh) < len(rows):
         wanted = {newest[row.key] for row in rows} - {row.id for row in fresh}
@@ -216,7 +216,7 @@ def _claim_headers(
     return [to_item(row, updating=row.dossier in held) for row in fresh], crowded
 
 
-def _newest_pending(conn: Connection, keys: set[str]) -> tuple[dict[str, int], dict[str, int]]:
+def newest_pending(conn: Connection, keys: set[str]) -> tuple[dict[str, int], dict[str, int]]:
     """Per key, the id of the newest pending version and how many versions are pending."""
     newest: dict[str, int] = {}
     versions: dict[str, int] = {}

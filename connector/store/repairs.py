@@ -8,7 +8,12 @@ from sqlalchemy import Connection, Row, delete, select, update
 
 from connector.core.hashing import split_digests, step_digest
 from connector.core.records import DEAD_STATES, Kind, State
-from connector.store.delivery import known_among, pending_steps_of, release_steps
+from connector.store.delivery import (
+    known_among,
+    newest_pending,
+    pending_steps_of,
+    release_steps,
+)
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks
 from connector.store.schema import known, outbox, sent_steps, waiting
@@ -75,26 +80,12 @@ def dismiss(conn: Connection, item_ids: Sequence[int], *, now: float) -> tuple[l
         dead += [(i, k, d) for i, k, d, state in conn.execute(query) if state in dead_states]
     supersede(conn, [item_id for item_id, _, _ in dead], now=now)
     headers = {dossier for _, kind, dossier in dead if kind == Kind.HEADER.value and dossier}
-    stranded = headers - known_among(conn, headers) - _with_pending_header(conn, headers)
+    # A header's key is its dossier number, so the keys with a pending version are dossiers.
+    queued, _ = newest_pending(conn, headers)
+    stranded = headers - known_among(conn, headers) - set(queued)
     steps = [item_id for _, _, item_id, _ in pending_steps_of(conn, stranded)]
     supersede(conn, steps, now=now)
     return [item_id for item_id, _, _ in dead], len(steps)
-
-
-def _with_pending_header(conn: Connection, dossiers: set[str]) -> set[str]:
-    """Which of `dossiers` have a header version waiting to go (searched by dossier alone,
-    so the dossier index serves it)."""
-    found: set[str] = set()
-    for part in chunks(sorted(dossiers)):
-        query = select(outbox.c.dossier, outbox.c.kind, outbox.c.state).where(
-            among(conn, outbox.c.dossier, part)
-        )
-        found.update(
-            dossier
-            for dossier, kind, state in conn.execute(query)
-            if kind == Kind.HEADER.value and state == State.PENDING.value
-        )
-    return found
 
 
 def purge(conn: Connection, *, before: float, part: int) -> int:

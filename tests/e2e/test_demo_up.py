@@ -15,6 +15,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,13 @@ PASSWORD_ENV = "CONNECTOR_PORTAL_PASSWORD"
 
 def _config(tmp: Path, portal_port: int, status_port: int) -> Path:
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
-    text = text.replace("http://127.0.0.1:8780", f"http://127.0.0.1:{portal_port}")
-    text = re.sub(r"(?m)^port = 8765", f"port = {status_port}", text)
-    text = text.replace('mapping = "mappings/demo.toml"', f'mapping = "{MAPPING.as_posix()}"')
+    for pattern, value in (
+        (r"http://127\.0\.0\.1:8780", f"http://127.0.0.1:{portal_port}"),
+        (r"(?m)^port = 8765", f"port = {status_port}"),
+        (r'mapping = "mappings/demo\.toml"', f'mapping = "{MAPPING.as_posix()}"'),
+    ):
+        text, found = re.subn(pattern, value, text)
+        assert found == 1, f"config.example.toml no longer has {pattern!r}"
     path = tmp / "config.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -40,7 +45,7 @@ def _acked_dossier(state_db: Path) -> str | None:
     if not state_db.exists():
         return None
     try:
-        with sqlite3.connect(f"file:{state_db}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{state_db}?mode=ro", uri=True)) as db:
             row = db.execute(
                 "SELECT dossier FROM outbox WHERE kind = 'header' AND state = 'acked' LIMIT 1"
             ).fetchone()
