@@ -77,6 +77,8 @@ class _Shape:
     fields: tuple[_Field, ...]
     lists: tuple[_List, ...] = ()
     fused: _Fused = _never_fused
+    #: For steps: the column holding the key of the step's dossier record (`dossier_record`)
+    dossier_column: str = ""
 
     def build(self, record: SourceRecord) -> tuple[Payload, list[Problem]]:
         payload: Payload = {}
@@ -166,16 +168,35 @@ class CompiledMapping:
         else:
             raise ValueError(f"stream {stream!r} is mapped by neither [dossier] nor [step]")
         source_ref = f"{stream}:{record.get(shape.key_column)}"
+        dossier_ref, orphan = self._dossier_record(shape, record)
         valid = shape.fused(record)
-        if valid is not None:
-            return _verdict(shape, source_ref, valid, [], ())
+        if valid is not None and orphan is None:
+            return _verdict(shape, source_ref, valid, [], (), dossier_ref)
         # Something is wrong: the field-by-field path below finds every reason.
         payload, problems = shape.build(record)
         if shape.kind is Kind.HEADER:
             checked = validation.check_header(payload, self.catalogue)
         else:
             checked = validation.check_step(payload)
-        return _verdict(shape, source_ref, payload, problems, checked)
+        mapped = _verdict(shape, source_ref, payload, problems, checked, dossier_ref)
+        if orphan is None:
+            return mapped
+        return replace(mapped, problems=(*mapped.problems, orphan))
+
+    def _dossier_record(self, shape: _Shape, record: SourceRecord) -> tuple[str, Problem | None]:
+        """The source reference of a step's dossier record, when the mapping names its column.
+
+        It lets the ingest tell a step of the record that owns a MaHoSo from a step of
+        another local record carrying the same number (see `store.ingest`).
+        """
+        column = shape.dossier_column
+        if not column:
+            return "", None
+        value = record.get(column)
+        if value is None or value == "":
+            reason = f"the step's dossier record is not known: column {column} is empty"
+            return "", Problem(field="MaHoSo", reason=reason)
+        return f"{self.dossier_stream}:{value}", None
 
 
 def _verdict(
@@ -184,6 +205,7 @@ def _verdict(
     payload: Payload,
     problems: list[Problem],
     checked: tuple[Problem, ...],
+    dossier_ref: str,
 ) -> Mapped:
     """The Mapped record; a field the mapping already faulted is not faulted twice."""
     if checked:
@@ -206,6 +228,7 @@ def _verdict(
         payload=payload,
         problems=tuple(problems),
         event_time=str(event_time),
+        dossier_ref=dossier_ref,
     )
 
 
@@ -402,11 +425,16 @@ def _compile_header(ctx: _Context, doc: Mapping[str, Any], streams: Mapping[str,
 
 def _compile_step(ctx: _Context, doc: Mapping[str, Any], streams: Mapping[str, Any]) -> _Shape:
     stream, key, body = _stream(ctx, doc, "step", streams)
-    extra = set(body) - {"stream", "fields"}
+    extra = set(body) - {"stream", "fields", "dossier_record"}
     if extra:
-        raise ctx.fail("step", _first(extra), "unknown key (use stream, fields)")
+        raise ctx.fail("step", _first(extra), "unknown key (use stream, fields, dossier_record)")
+    column = body.get("dossier_record", "")
+    if not isinstance(column, str):
+        raise ctx.fail("step", "dossier_record", "must be a column name")
     fields = _compile_fields(ctx, "step.fields", body.get("fields"), validation.STEP_FIELDS)
-    return _Shape(kind=Kind.STEP, stream=stream, key_column=key, fields=fields)
+    return _Shape(
+        kind=Kind.STEP, stream=stream, key_column=key, fields=fields, dossier_column=column
+    )
 
 
 def _codes(origin: str, doc: Mapping[str, Any]) -> dict[str, dict[str, str]]:

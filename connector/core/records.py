@@ -81,6 +81,8 @@ class Mapped:
     steps) when it could be computed, else the source reference. `dossier` is the MaHoSo the
     item belongs to (empty when unknown). `source_ref` names the local record, e.g.
     "dossiers:1234". `event_time` orders steps within a dossier (yyyyMMddHHmmss).
+    `dossier_ref` is, for a step, the source reference of its dossier record when the
+    mapping names it (`[step] dossier_record`), else "".
     """
 
     kind: Kind
@@ -90,6 +92,7 @@ class Mapped:
     payload: Payload
     problems: tuple[Problem, ...] = ()
     event_time: str = ""
+    dossier_ref: str = ""
 
     @property
     def ok(self) -> bool:

@@ -67,13 +67,19 @@ class Seen:
 
 def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
     """Read what the store holds for `items`: a query per kind and chunk, plus `known`, the
-    `owners` of the page's dossier numbers and the `sent_steps` (which outlive purged rows)."""
+    `owners` of the page's dossier numbers and the `sent_steps` (which outlive purged rows).
+
+    A step that names its dossier record (`Mapped.dossier_ref`) is looked up as a header
+    of that record and number too, for the claims its ingest is checked against.
+    """
     seen = Seen()
-    _owners(conn, [i for i in items if i.kind is Kind.HEADER], seen)
+    claims = _claims(items)
+    _owners(conn, claims, seen)
     for kind in Kind:
         found: dict[int, _Found] = {}
-        for part in chunks(i for i in items if i.kind is kind):
-            found.update((row[0], row) for row in _rows(conn, kind, part))
+        looked_up = claims if kind is Kind.HEADER else _identities(items, kind)
+        for keys, refs in looked_up:
+            found.update((row[0], row) for row in _rows(conn, kind, keys, refs))
         for row_id in sorted(found):  # oldest first across chunks: the first claim stands
             seen.add(kind, found[row_id])
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
@@ -103,15 +109,34 @@ def purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
 _Found = Row[int, str, str, str, str, str]
 
 
-def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]:
-    """Rows sharing a key or a source reference with `items`, oldest first, each once.
+#: Per chunk of items: the keys and the source references to look up.
+_Identities = list[tuple[set[str], set[str]]]
+
+
+def _identities(items: Iterable[Mapped], kind: Kind) -> _Identities:
+    """The keys and source references of the items of `kind`, a chunk at a time."""
+    found: _Identities = []
+    for part in chunks(i for i in items if i.kind is kind):
+        found.append(({i.key for i in part}, {i.source_ref for i in part}))
+    return found
+
+
+def _claims(items: Sequence[Mapped]) -> _Identities:
+    """The header identities a page is checked against: its headers' numbers and records,
+    and the numbers and dossier records its steps name."""
+    found = _identities(items, Kind.HEADER)
+    # A dossier's steps come together: one look-up per pair, not per step.
+    pairs = dict.fromkeys((i.dossier, i.dossier_ref) for i in items if i.dossier_ref)
+    for part in chunks(pairs):
+        found.append(({number for number, _ in part}, {ref for _, ref in part}))
+    return found
+
+
+def _rows(conn: Connection, kind: Kind, keys: set[str], refs: set[str]) -> list[_Found]:
+    """Rows sharing one of `keys` or `refs` (source references), oldest first, each once.
 
     Two index searches joined by UNION ALL: SQLite does not use both indexes for an OR.
     """
-    keys, refs = set(), set()
-    for item in items:
-        keys.add(item.key)
-        refs.add(item.source_ref)
     columns = (
         outbox.c.id,
         outbox.c.key,
@@ -127,14 +152,12 @@ def _rows(conn: Connection, kind: Kind, items: Iterable[Mapped]) -> list[_Found]
     return [found[row_id] for row_id in sorted(found)]
 
 
-def _owners(conn: Connection, headers: Sequence[Mapped], seen: Seen) -> None:
+def _owners(conn: Connection, claims: _Identities, seen: Seen) -> None:
     """Claims the portal acknowledged: the first claims of their numbers and records."""
-    for part in chunks(headers):
-        numbers = sorted({item.dossier for item in part})
-        refs = sorted({item.source_ref for item in part})
+    for numbers, refs in claims:
         columns = (owners.c.dossier, owners.c.source_ref)
-        by_number = select(*columns).where(among(conn, owners.c.dossier, numbers))
-        by_ref = select(*columns).where(among(conn, owners.c.source_ref, refs))
+        by_number = select(*columns).where(among(conn, owners.c.dossier, sorted(numbers)))
+        by_ref = select(*columns).where(among(conn, owners.c.source_ref, sorted(refs)))
         for dossier, ref in conn.execute(union(by_number, by_ref)):
             seen.claim(dossier, ref)
 

@@ -55,6 +55,8 @@ class Planner:
     def add(self, item: Mapped) -> None:
         if item.ok and item.kind is Kind.HEADER:
             item = self._identity(item)
+        elif item.ok and item.dossier_ref:
+            item = self._belongs(item)
         if not item.ok:
             self._invalid(item)
             return
@@ -90,6 +92,32 @@ class Planner:
             return item
         problem = Problem(field="MaHoSo", reason=reason, value=item.dossier)
         return replace(item, key=item.source_ref, problems=(problem,))
+
+    def _belongs(self, step: Mapped) -> Mapped:
+        """The step, or a dead letter when its dossier record does not hold its MaHoSo.
+
+        A step carries its dossier's number, not its record: without this, the steps of a
+        second local record reusing a number would be added to the first record's dossier
+        on the portal, and those of a renumbered record would wait for a header that is
+        never sent. Only known when the mapping names the step's dossier record.
+        """
+        ref = step.dossier_ref
+        owner = self.seen.owner.get(step.dossier, ref)
+        number = self.seen.number.get(ref, step.dossier)
+        if owner != ref:
+            reason = (
+                f"dossier number belongs to {owner}: this step's dossier record {ref} has the "
+                "same number, so the step is not added to that dossier"
+            )
+        elif number != step.dossier:
+            reason = (
+                f"the step's dossier record {ref} was queued as {number!r}; the portal's "
+                f"MaHoSo never changes, so a step under {step.dossier!r} is not sent"
+            )
+        else:
+            return step
+        problem = Problem(field="MaHoSo", reason=reason, value=step.dossier)
+        return replace(step, problems=(problem,))
 
     def _header(self, item: Mapped) -> None:
         row = new_row(item, State.PENDING, now=self.now)

@@ -146,16 +146,17 @@ class Corpus:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     bad: dict[str, Case] = field(default_factory=dict)  # ref -> case
     duplicate: tuple[str, str] = ("", "")  # (owner ref, duplicate ref)
+    duplicate_step: str = ""  # ref of a step of the duplicate, under the owner's number
     renumbered: str = ""  # ref of the dossier whose number changes later
 
     def good_dossiers(self) -> dict[str, dict[str, Any]]:
         return {r: row for r, row in self.dossiers.items() if r not in self.bad_refs()}
 
     def good_steps(self) -> dict[str, dict[str, Any]]:
-        return {r: row for r, row in self.steps.items() if r not in self.bad}
+        return {r: row for r, row in self.steps.items() if r not in self.bad_refs()}
 
     def bad_refs(self) -> set[str]:
-        return {*self.bad, self.duplicate[1]}
+        return {*self.bad, self.duplicate[1], self.duplicate_step}
 
 
 def corpus_mapping(folder: Path) -> Path:
@@ -273,8 +274,9 @@ def _records(w: _Writer) -> None:
     same = corpus.dossiers[owner]["dossier_no"]
     duplicate = w.dossier(number + 1, dossier_no=same, status="done", summary="Trùng số hồ sơ")
     corpus.duplicate = (owner, duplicate)
+    corpus.duplicate_step = w.step(step, number + 1)
     corpus.renumbered = w.dossier(number + 2)
-    w.step(step, number + 2)
+    w.step(step + 1, number + 2)
 
 
 def renumber(corpus: Corpus, new_number: str) -> None:

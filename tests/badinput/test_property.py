@@ -36,7 +36,7 @@ BASE_DOSSIER: dict[str, Any] = {
     "agency_name": "Sở Tư pháp",
     "modified_at": "2026-11-27T01:00:00.000000Z",
 }
-BASE_STEP: dict[str, Any] = {"id": 1, "dossier_no": NUMBER, **GOOD_STEP}
+BASE_STEP: dict[str, Any] = {"id": 1, "dossier_id": 1, "dossier_no": NUMBER, **GOOD_STEP}
 
 #: Values a careless source holds, plus good ones so that many records are valid.
 TEXT = st.one_of(

@@ -95,6 +95,19 @@ def test_duplicate_dossier_number_names_both_records(app: App, corpus: Corpus) -
     assert duplicate not in queued
 
 
+def test_step_of_the_duplicate_is_refused_not_added_to_the_owners_dossier(
+    app: App, corpus: Corpus
+) -> None:
+    """The duplicate's step carries the owner's number; it is refused naming both records
+    rather than queued for the owner's dossier."""
+    app.pull_job().run()
+    owner, duplicate = corpus.duplicate
+    reason = _by_ref(app, State.INVALID)[corpus.duplicate_step].last_message
+    assert reason.startswith(f"MaHoSo: dossier number belongs to {owner}: "), reason
+    assert f"dossier record {duplicate} has the same number" in reason
+    assert corpus.duplicate_step not in _by_ref(app, State.PENDING)
+
+
 def test_changed_dossier_number_is_refused_and_the_first_stays(app: App, corpus: Corpus) -> None:
     """A record renumbered after it was queued is refused saying from what to what, and its
     queued version under the first number stays as it was."""

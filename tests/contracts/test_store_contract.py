@@ -426,6 +426,57 @@ def test_dossier_numbers_stay_owned_after_purge(store: Store) -> None:
     assert store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 4).queued == 1
 
 
+def step_of(record: str, dossier: str, at: str) -> Mapped:
+    """A step of the local dossier record `record` (its mapping names the record)."""
+    return Mapped(
+        kind=Kind.STEP, key=f"{dossier}|{at}|2", dossier=dossier, source_ref=f"steps:{at}",
+        payload={"MaHoSo": dossier, "ThoiDiemXuLy": at, "TrangThai": "2"}, event_time=at,
+        dossier_ref=record,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("claim", ["queued", "acknowledged and purged"])
+def test_step_of_a_second_record_with_the_same_number_is_refused(store: Store, claim: str) -> None:
+    """A step whose dossier record reuses another record's MaHoSo is a dead letter naming
+    the owner: it would otherwise be added to the owner's dossier on the portal. A step
+    that does not name its record cannot be told apart and is queued. Once the record has
+    a number of its own, reading the step again retires its dead letter."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    if claim != "queued":
+        acknowledge(store, Kind.HEADER)
+        assert store.purge(before=T0 + 1) == 1
+    steps = [step_of("dossiers:1", "D1", "t1"), step_of("dossiers:2", "D1", "t2")]
+    result = store.ingest("steps", [*steps, step("D1", "t3")], None, now=T0 + 1)
+    assert (result.queued, result.invalid) == (2, 1)
+    ((ref, dossier, reason),) = dead(store)
+    assert (ref, dossier) == ("steps:t2", "D1")
+    assert reason.startswith(
+        "MaHoSo: dossier number belongs to dossiers:1: this step's dossier record dossiers:2"
+    ), reason
+    store.ingest("dossiers", [owned("D2", "dossiers:2")], None, now=T0 + 2)
+    result = store.ingest("steps", [step_of("dossiers:2", "D2", "t2")], None, now=T0 + 3)
+    assert (result.queued, result.invalid) == (1, 0)
+    assert dead(store) == []
+
+
+def test_step_of_a_renumbered_record_is_refused(store: Store) -> None:
+    """A step under a number its dossier record was not first queued under is a dead letter
+    saying which number stands; the record's steps under that number still go."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    acknowledge(store, Kind.HEADER)
+    store.ingest("dossiers", [owned("D2", "dossiers:1", "2")], None, now=T0 + 1)
+    steps = [step_of("dossiers:1", "D2", "t1"), step_of("dossiers:1", "D1", "t2")]
+    result = store.ingest("steps", steps, None, now=T0 + 2)
+    assert (result.queued, result.invalid) == (1, 1)
+    refs = {ref: reason for ref, _, reason in dead(store)}
+    assert "changed from 'D1' to 'D2'" in refs["dossiers:1"]
+    assert refs["steps:t1"].startswith(
+        "MaHoSo: the step's dossier record dossiers:1 was queued as 'D1'"
+    ), refs["steps:t1"]
+    (pending,) = store.items(states=[State.PENDING])
+    assert pending.key == "D1|t2|2"
+
+
 def test_store_made_before_owners_gets_them_from_its_rows(tmp_path: Path) -> None:
     """Opening a store that has no `owners` table yet fills it from acknowledged headers."""
     url = f"sqlite:///{tmp_path / 'old.db'}"

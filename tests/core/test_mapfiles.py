@@ -148,6 +148,7 @@ def test_the_shipped_demo_mapping_loads() -> None:
     agency = sorted(mapping.catalogue.agencies)[0]
     step = {
         "id": 1,
+        "dossier_id": 1,
         "dossier_no": f"{agency}-261127-0001",
         "actor": "Trần Thị Bình",
         "action_at": "2026-11-27 09:15:00",

@@ -81,6 +81,7 @@ def step_row(**changes: Any) -> dict[str, Any]:
     """A steps-stream record as the demo SQL returns it."""
     row: dict[str, Any] = {
         "id": 9,
+        "dossier_id": 7,
         "dossier_no": DOSSIER_NO,
         "actor": "Trần Thị Bình",
         "actor_title": "Chuyên viên",
@@ -169,6 +170,30 @@ def test_step_key_and_event_time() -> None:
         "TrangThai": "2",
         "NgayBatDau": "20261127080000",
     }
+
+
+def test_step_names_its_dossier_record() -> None:
+    """With `[step] dossier_record`, a step carries its dossier record's reference, in the
+    form the dossier stream's records have; headers carry none."""
+    assert compiled().map("steps", step_row()).dossier_ref == "dossiers:7"
+    assert compiled().map("dossiers", dossier_row()).dossier_ref == ""
+    doc = demo_doc()
+    del doc["step"]["dossier_record"]
+    mapped = compiled(doc).map("steps", step_row(dossier_id=None))
+    assert mapped.ok and mapped.dossier_ref == ""
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_step_without_its_dossier_record_is_refused(empty: Any) -> None:
+    """A step whose dossier record column is empty cannot be checked against the record
+    owning its MaHoSo: refused, naming the column, with its other problems too."""
+    mapped = compiled().map("steps", step_row(dossier_id=empty))
+    assert mapped.reason() == (
+        "MaHoSo: the step's dossier record is not known: column dossier_id is empty"
+    )
+    both = compiled().map("steps", step_row(dossier_id=empty, dossier_no="HS-1"))
+    assert [p.field for p in both.problems] == ["MaHoSo", "MaHoSo"], both.reason()
+    assert "HS-1" in both.problems[0].reason + str(both.problems[0].value)
 
 
 def test_step_without_time_falls_back_to_source_ref() -> None:
@@ -491,6 +516,8 @@ def edit(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
             "demo.toml: [dossier] stream: no [streams.cases]",
         ),
         (edit("step", None), "demo.toml: [step]: missing"),
+        (edit("step.dossier_record", 3), "demo.toml: [step] dossier_record: must be a column"),
+        (edit("step.record", "dossier_id"), "demo.toml: [step] record: unknown key"),
         (edit("catalogue.procedures", "procs"), "demo.toml: [catalogue] procedures: unknown"),
         (edit("mapping.timezone", "Mars/Base"), "demo.toml: [mapping] timezone: unknown"),
         (edit("mapping.name", None), "demo.toml: [mapping] name: missing"),
