@@ -68,24 +68,38 @@ def dismiss(conn: Connection, item_ids: Sequence[int], *, now: float) -> tuple[l
     with them.
 
     A step never goes before its dossier's header: when a dismissed header's dossier is not
-    held by the portal and has no other version waiting, its pending steps could never go,
-    so they are retired too. Otherwise they stay, to follow the version that will go.
+    held by the portal and has no other version waiting or dead (which an operator may
+    still retry), its pending steps could never go, so they are retired too. Otherwise they
+    stay, to follow the version that will go.
     """
-    dead_states = sorted(state.value for state in DEAD_STATES)
     dead: list[tuple[int, str, str]] = []
     for part in chunks(sorted(set(item_ids))):
         query = select(outbox.c.id, outbox.c.kind, outbox.c.dossier, outbox.c.state).where(
             among(conn, outbox.c.id, part)
         )
-        dead += [(i, k, d) for i, k, d, state in conn.execute(query) if state in dead_states]
+        dead += [(i, k, d) for i, k, d, state in conn.execute(query) if state in _DEAD]
     supersede(conn, [item_id for item_id, _, _ in dead], now=now)
     headers = {dossier for _, kind, dossier in dead if kind == Kind.HEADER.value and dossier}
     # A header's key is its dossier number, so the keys with a pending version are dossiers.
     queued, _ = newest_pending(conn, headers)
-    stranded = headers - known_among(conn, headers) - set(queued)
+    stranded = headers - known_among(conn, headers) - set(queued) - _dead_headers(conn, headers)
     steps = [item_id for _, _, item_id, _ in pending_steps_of(conn, stranded)]
     supersede(conn, steps, now=now)
     return [item_id for item_id, _, _ in dead], len(steps)
+
+
+_DEAD = frozenset(state.value for state in DEAD_STATES)
+
+
+def _dead_headers(conn: Connection, dossiers: set[str]) -> set[str]:
+    """Which of `dossiers` still have a header version among the dead letters."""
+    found: set[str] = set()
+    for part in chunks(sorted(dossiers)):
+        # Only the dossier is constrained in SQL, so the dossier index serves the look-up.
+        query = select(outbox.c.dossier, outbox.c.kind, outbox.c.state)
+        rows = conn.execute(query.where(among(conn, outbox.c.dossier, part)))
+        found.update(d for d, kind, state in rows if kind == Kind.HEADER.value and state in _DEAD)
+    return found
 
 
 def purge(conn: Connection, *, before: float, part: int) -> int:

@@ -911,6 +911,21 @@ def test_dismissing_leaves_steps_another_version_will_carry(store: Store) -> Non
     assert store.blocked_steps() == 1
 
 
+def test_dismissing_one_of_two_dead_versions_leaves_the_steps(store: Store) -> None:
+    """A rejected version and a later invalid one: dismissing the invalid one leaves the
+    steps, since the rejected one may still be retried; dismissing both retires them."""
+    store.ingest("dossiers", [header("D1"), step("D1", "20260101080000")], None, now=T0)
+    (first,) = store.claim(Kind.HEADER, 10, now=T0)
+    rejected = Settlement(item_id=first.id, state=State.REJECTED, code="E21", message="no")
+    store.settle([rejected], now=T0)
+    store.ingest("dossiers", [broken(header("D1", "2"))], None, now=T0 + 1)
+    (invalid,) = store.items(states=[State.INVALID])
+    assert store.dismiss([invalid.id], now=T0 + 2).steps == 0
+    assert store.blocked_steps() == 1
+    assert store.dismiss([first.id], now=T0 + 3).steps == 1
+    assert store.blocked_steps() == 0
+
+
 def test_dismissing_leaves_steps_of_a_dossier_the_portal_holds(store: Store) -> None:
     """A rejected update of a held dossier: its steps can still go, after the held version."""
     store.ingest("dossiers", [header("D1")], None, now=T0)
