@@ -50,7 +50,7 @@ from connector.store.audit import (
     verify_audit,
 )
 from connector.store.sql import SqlStore
-from connector.trace import Trace, read_local, trace, verdict
+from connector.trace import Trace, dead_letter_hint, read_local, trace, verdict
 
 out = Console()
 err = Console(stderr=True)
@@ -475,7 +475,7 @@ def blocked_reason(blocked: BlockedDossier) -> str:
     if header.state is State.REJECTED:  # the portal's own code; the others' say nothing more
         said = f"{header.last_code} {said}".strip()
     done = what.get(header.state, header.state.value)
-    return f"header {done}: {said}; fix it, then `connector outbox retry {header.id}`"
+    return f"header {done}: {said}; {dead_letter_hint(str(header.id))}"
 
 
 def _states(value: str) -> list[State]:

@@ -75,12 +75,21 @@ def verdict(trace: Trace) -> str:
         return _acknowledged(trace, 0, resync)
     if row.state in DEAD_STATES:
         said = f"{row.last_code} {row.last_message}".strip()
-        return f"header {row.state.value}: {said}; fix it, then `connector outbox retry {row.id}`"
+        return f"header {row.state.value}: {said}; {dead_letter_hint(str(row.id))}"
     waiting = trace.steps()[State.PENDING]
     if row.state is State.PENDING:
         tried = f" ({row.attempts} attempts; last: {row.last_message})" if row.attempts else ""
         return f"header queued, not acknowledged yet{tried}; {waiting} step(s) wait for it"
     return _acknowledged(trace, waiting, resync)
+
+
+def dead_letter_hint(ids: str, *, many: bool = False) -> str:
+    """The two ways out of a dead letter: fixed and sent again, or dismissed for good."""
+    them, they = ("them", "they") if many else ("it", "it")
+    return (
+        f"fix {them}, then `connector outbox retry {ids}`; if {they} will never be sent, "
+        f"`connector outbox dismiss {ids} --reason …`"
+    )
 
 
 def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
@@ -100,7 +109,7 @@ def _acknowledged(trace: Trace, waiting: int, resync: str) -> str:
     dead = trace.dead_steps()
     if dead:
         ids = " ".join(str(i.id) for i in dead[:5]) + (" …" if len(dead) > 5 else "")
-        return f"{line}; {len(dead)} step(s) dead: fix them, then `connector outbox retry {ids}`"
+        return f"{line}; {len(dead)} step(s) dead: {dead_letter_hint(ids, many=True)}"
     # Every step was acknowledged, yet the portal holds fewer: only a plain resync resends
     # them (`--missing-only` skips what was acknowledged).
     return f"{line}, though it acknowledged every one: {resync} sends them again"

@@ -33,16 +33,19 @@ def _blocked(header: OutboxItem | None) -> BlockedDossier:
         (
             _header(State.INVALID, code="invalid", message="MaTTHC: unknown"),
             "header refused by validation: MaTTHC: unknown; fix it, then "
-            "`connector outbox retry 7`",
+            "`connector outbox retry 7`; if it will never be sent, "
+            "`connector outbox dismiss 7 --reason …`",
         ),
         (
             _header(State.REJECTED, code="E12", message="bad agency"),
             "header rejected by the portal: E12 bad agency; fix it, then "
-            "`connector outbox retry 7`",
+            "`connector outbox retry 7`; if it will never be sent, "
+            "`connector outbox dismiss 7 --reason …`",
         ),
         (
             _header(State.PARKED, code="parked", message="too many attempts"),
-            "header parked: too many attempts; fix it, then `connector outbox retry 7`",
+            "header parked: too many attempts; fix it, then `connector outbox retry 7`; "
+            "if it will never be sent, `connector outbox dismiss 7 --reason …`",
         ),
     ],
     ids=["no-header", "queued", "retrying", "invalid", "rejected", "parked"],

@@ -67,7 +67,10 @@ def test_a_dossier_whose_rows_were_purged_is_still_known_as_acknowledged() -> No
 def test_a_dead_header_names_the_retry() -> None:
     dead = _row(Kind.HEADER, State.REJECTED, 12, last_code="E21", last_message="sai mã")
     said = verdict(_trace(outbox=[dead]))
-    assert said == "header rejected: E21 sai mã; fix it, then `connector outbox retry 12`"
+    assert said == (
+        "header rejected: E21 sai mã; fix it, then `connector outbox retry 12`; "
+        "if it will never be sent, `connector outbox dismiss 12 --reason …`"
+    )
 
 
 def test_a_queued_header_counts_the_steps_behind_it() -> None:
@@ -126,7 +129,8 @@ def test_steps_short_on_the_portal_because_they_are_dead_name_the_retry() -> Non
         _row(Kind.STEP, State.REJECTED, 9, key=keys[1]),
     ]
     assert verdict(_trace(outbox=rows, portal=short, looked_up=True)).endswith(
-        "; 1 step(s) dead: fix them, then `connector outbox retry 9`"
+        "; 1 step(s) dead: fix them, then `connector outbox retry 9`; if they will never "
+        "be sent, `connector outbox dismiss 9 --reason …`"
     )
     rows[2] = _row(Kind.STEP, State.SUPERSEDED, 9, key=keys[1])
     assert verdict(_trace(outbox=rows, portal=short, looked_up=True)).endswith(
