@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from connector.listing import Cell, print_records
+
 NONE = "—"
 #: Outbox states in the order of an item's life; unknown states follow these.
 STATE_ORDER = ("pending", "in_flight", "acked", "rejected", "invalid", "parked", "superseded")
@@ -182,21 +184,23 @@ def _summary_table(snapshot: Mapping[str, Any]) -> Table:
     return table
 
 
-def _cursor_table(cursors: Any) -> Table:
-    table = Table(title="Cursors", title_justify="left")
-    for name in ("stream", "position", "moved at"):
-        table.add_column(name)
-    table.add_column("lag", justify="right")
+def _print_cursors(cursors: Any, console: Console) -> None:
+    """Where each stream stopped: a position is copied into a SQL query or compared with the
+    local system, so it is printed whole (`print_records`), never cut or wrapped."""
+    console.print(Text("Cursors", style="italic"))
+    rows: list[list[Cell]] = []
     for stream, cursor in (cursors if isinstance(cursors, Mapping) else {}).items():
         position = _get(cursor, "position")
         shown = " / ".join(map(str, position)) if isinstance(position, list | tuple) else position
-        table.add_row(
-            str(stream),
-            _text(shown),
-            _text(_get(cursor, "moved_at")),
-            _duration(_get(cursor, "lag_s")),
+        rows.append(
+            [
+                str(stream),
+                _text(shown),
+                _text(_get(cursor, "moved_at")),
+                _duration(_get(cursor, "lag_s")),
+            ]
         )
-    return table
+    print_records(console, ("stream", "position", "moved at", "lag"), rows)
 
 
 def _heading(snapshot: Mapping[str, Any]) -> Text:
@@ -214,4 +218,4 @@ def render_status(snapshot: Mapping[str, Any], console: Console) -> None:
     console.print(_heading(snapshot))
     console.print(_summary_table(snapshot))
     console.print(_outbox_table(snapshot.get("outbox")))
-    console.print(_cursor_table(snapshot.get("cursors")))
+    _print_cursors(snapshot.get("cursors"), console)

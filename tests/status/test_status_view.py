@@ -102,3 +102,19 @@ def test_the_age_of_the_figures_is_shown(snapshot: dict[str, Any]) -> None:
     failed = {"state_store": "unavailable: state store counts failed: database is locked"}
     ansi = _render(failed).export_text(styles=True)
     assert BOLD_RED + "unavailable: state store counts failed" in ansi
+
+
+def test_a_cursor_position_is_printed_whole_at_80_columns(snapshot: dict[str, Any]) -> None:
+    """A position is compared with the local system: never cut or wrapped, even at 80
+    columns with a long stream name."""
+    snapshot["cursors"]["dossiers_of_the_district_people_committees"] = {
+        "position": ["2026-11-27T03:59:59.123456Z", 123456789],
+        "moved_at": "2026-11-27T04:00:01Z",
+        "lag_s": 1.2,
+    }
+    console = Console(record=True, width=80, file=io.StringIO())
+    render_status(snapshot, console)
+    text = console.export_text()
+    assert "2026-11-27T03:59:59.123456Z / 123456789" in text
+    assert "dossiers_of_the_district_people_committees" in text
+    assert "…" not in text
