@@ -49,6 +49,19 @@ def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Pa
     assert any(line.startswith("steady state:") and "p95" in line for line in lines)
     assert any(line.startswith("outage of 1 s") for line in lines)
     assert any("the sandbox portal used" in line for line in lines)
+    _check_storage(tmp_path / "bench" / "state.db")
+
+
+def _check_storage(state: Path) -> None:
+    """`bench/storage.py` on the store the run left: it sizes what is kept for good."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "storage.py"), str(state)],
+        capture_output=True, text=True, timeout=120, cwd=state.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    found = re.match(r"^kept_bytes_per_dossier=(\d+) audit_bytes_per_dossier=(\d+)$", last)
+    assert found and int(found[1]) > 0 and int(found[2]) > 0, proc.stdout
 
 
 def test_audit_trail_benchmark_runs(tmp_path: Path) -> None:
