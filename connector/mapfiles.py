@@ -159,7 +159,22 @@ def check_mapping(path: Path) -> list[str]:
         compiled, doc, crosswalks = _load(path)
     except MappingError as exc:
         return [str(exc)]
-    return _warnings(doc, crosswalks) + _selection_warnings(compiled.streams)
+    return [
+        *_warnings(doc, crosswalks),
+        *_selection_warnings(compiled.streams),
+        *_step_record_warning(compiled),
+    ]
+
+
+def _step_record_warning(compiled: CompiledMapping) -> list[str]:
+    """Without `[step] dossier_record`, a step's dossier is known only by its number."""
+    if compiled.step.dossier_column:
+        return []
+    return [
+        "warning: [step] names no dossier_record: a step of a second local record reusing a "
+        "dossier number cannot be told from the first record's, and is sent to its dossier "
+        "(see mappings/README.md)"
+    ]
 
 
 def catalogue_codes(path: Path) -> list[CrosswalkCodes]:

@@ -136,6 +136,18 @@ def test_check_warns_about_selections_a_stream_cannot_make(mapping_dir: Path) ->
     ]
 
 
+def test_check_warns_when_steps_do_not_name_their_dossier_record(mapping_dir: Path) -> None:
+    """A mapping without `[step] dossier_record` loads, with a warning saying what it risks."""
+    path = mapping_dir / "demo.toml"
+    text = path.read_text(encoding="utf-8")
+    line = 'dossier_record = "dossier_id"\n'
+    assert line in text
+    path.write_text(text.replace(line, ""), encoding="utf-8")
+    assert load_mapping(path).step.dossier_column == ""
+    (finding,) = check_mapping(path)
+    assert finding.startswith("warning: [step] names no dossier_record: a step of a second")
+
+
 def test_the_shipped_demo_mapping_loads() -> None:
     """mappings/demo.toml with its real crosswalks compiles and maps a demo record."""
     csvs = [DEMO.parent / "demo" / "procedures.csv", DEMO.parent / "demo" / "agencies.csv"]
