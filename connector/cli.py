@@ -526,6 +526,7 @@ def outbox_retry(
 ) -> None:
     """Send dead letters again: parked ones as they are, refused ones re-read and re-mapped."""
     from connector.app import OperatorActions
+    from connector.jobs.resync import GONE
 
     if not item_ids and not all_dead and code is None:
         fail("give item ids, --all-dead or --code", 2)
@@ -537,7 +538,14 @@ def outbox_retry(
     results = report["results"]
     for r in results:
         out.print(f"{r['id']}: {r['action']}")
-    if any(r["action"] in ("not found", "cannot re-read") for r in results):
+    if any(r["action"] == GONE for r in results):
+        out.print(
+            "kept as dead letters: their records were renumbered (or deleted) in the local "
+            "system; `connector resync --dossier NEW_NUMBER --missing-only` sends them under "
+            "the new number and retires these",
+            highlight=False,
+        )
+    if any(r["action"] in ("not found", "cannot re-read", GONE) for r in results):
         raise typer.Exit(1)
 
 

@@ -36,6 +36,7 @@ def resync(
     force: bool = True,
     batch: int = 500,
     progress: Callable[[str, int], None] = lambda stream, n: None,
+    read_refs: set[str] | None = None,
 ) -> ResyncReport:
     """Re-read the selected dossiers and their steps and queue them again.
 
@@ -43,7 +44,8 @@ def resync(
     and takes a repeated step as the same step), which is what an operator repairing the
     portal's copy wants. Without it only what the outbox does not hold yet is queued: new
     records, changed headers, steps never queued (changes the pull missed). `dry_run`
-    counts what would be queued, writing nothing.
+    counts what would be queued, writing nothing. `read_refs`, when given, collects the
+    source references of the records read.
     """
     report = ResyncReport()
     # Every stream's selection is opened (and checked) before anything is read or queued.
@@ -51,6 +53,8 @@ def resync(
     for stream, pages in selected:
         for records in pages:
             mapped = map_records(mapping, stream, records)
+            if read_refs is not None:
+                read_refs.update(m.source_ref for m in mapped)
             bad = [m for m in mapped if not m.ok]
             report.read[stream] = report.read.get(stream, 0) + len(mapped)
             report.invalid[stream] = report.invalid.get(stream, 0) + len(bad)
@@ -67,7 +71,11 @@ def resync(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryResult:
     item_id: int
-    action: str  # "requeued", "re-read", "not found", "not dead", "cannot re-read"
+    action: str  # "requeued", "re-read", "not found", "not dead", "cannot re-read", GONE
+
+
+#: A refused record no longer under the dossier number its dead letter was refused with.
+GONE = "not in the local system under its dossier number"
 
 
 def retry_dead(
@@ -91,6 +99,8 @@ def retry_dead(
             results.append(RetryResult(item_id=item_id, action="not dead"))
         elif not item.dossier:
             results.append(RetryResult(item_id=item_id, action="cannot re-read"))
+        elif item.source_ref not in _records_of(item.dossier, source, mapping, store, clock):
+            results.append(RetryResult(item_id=item_id, action=GONE))
         else:
             store.supersede([item_id], now=clock.now())
             resync(
@@ -103,3 +113,26 @@ def retry_dead(
             )
             results.append(RetryResult(item_id=item_id, action="re-read"))
     return results
+
+
+def _records_of(
+    dossier: str, source: Source, mapping: CompiledMapping, store: Store, clock: Clock
+) -> set[str]:
+    """The local records now under `dossier`, read without queuing anything.
+
+    A dead letter is retired only when its record is among them: one renumbered (or
+    deleted) in the local system since would otherwise be retired and read under no
+    number at all, its steps then missing from the portal with nothing saying so.
+    """
+    found: set[str] = set()
+    resync(
+        source=source,
+        mapping=mapping,
+        store=store,
+        clock=clock,
+        selection=Selection(dossier=dossier),
+        dry_run=True,
+        force=False,
+        read_refs=found,
+    )
+    return found

@@ -4,15 +4,17 @@ records in the same pages are queued exactly as the source holds them."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from connector import settings as settings_mod
-from connector.app import App
+from connector.app import App, OperatorActions
 from connector.core.records import Kind, State
-from connector.ports import OutboxItem
+from connector.jobs.resync import GONE, resync
+from connector.ports import OutboxItem, Selection
 from tests.badinput.corpus import LONG, Corpus, build_corpus, renumber
 from tests.badinput.support import source_fields, step_fields, write_config
 
@@ -122,11 +124,62 @@ def test_changed_dossier_number_is_refused_and_the_first_stays(app: App, corpus:
     assert kept.state is State.PENDING and kept.payload["TrangThaiHoSo"] == "2"
 
 
+def _local(corpus: Corpus, sql: str, *params: object) -> None:
+    conn = sqlite3.connect(corpus.db, isolation_level=None)
+    try:
+        conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+def test_step_of_a_renumbered_record_waits_as_a_dead_letter_until_resynced(
+    app: App, corpus: Corpus
+) -> None:
+    """A step added under a record's new number is refused (the portal's MaHoSo never
+    changes). Once the local system gives the record its number back, the step's dead
+    letter is not retired by a retry that cannot find the record under the number it was
+    refused with: it stays, the command says why and exits 1, and a resync of the record's
+    number queues the step and retires the dead letter."""
+    app.pull_job().run()
+    first = corpus.dossiers[corpus.renumbered]["dossier_no"]
+    record = int(corpus.renumbered.split(":")[1])
+    renumber(corpus, f"{first[:-4]}9999")
+    _local(
+        corpus,
+        "INSERT INTO steps (id, dossier_id, actor, action_at, content, status, modified_at)"
+        " VALUES (9000, ?, 'Lê Văn C', '2026-11-28 10:00:00', 'Thẩm định', 'processing', ?)",
+        record,
+        "2026-11-28T00:00:01.000000Z",
+    )
+    app.pull_job().run()
+    step = _by_ref(app, State.INVALID)["steps:9000"]
+    assert f"dossier record {corpus.renumbered} was queued as {first!r}" in step.last_message
+    _local(
+        corpus,
+        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
+        first,
+        "2026-11-28T00:00:02.000000Z",
+        record,
+    )
+    app.pull_job().run()
+    assert corpus.renumbered not in _by_ref(app, State.INVALID), "the header was fixed"
+    report = OperatorActions(app, origin="cli").retry([step.id], all_dead=False)
+    assert report["results"] == [{"id": step.id, "action": GONE}]
+    assert _by_ref(app, State.INVALID)["steps:9000"].id == step.id, "kept"
+    resync(
+        source=app.source,
+        mapping=app.mapping,
+        store=app.store,
+        clock=app.clock,
+        selection=Selection(dossier=first),
+        force=False,
+    )
+    assert "steps:9000" not in _by_ref(app, State.INVALID)
+    assert _by_ref(app, State.PENDING)["steps:9000"].dossier == first
+
+
 def test_repulling_the_corpus_adds_no_dead_letters(app: App, corpus: Corpus) -> None:
     """Reading the same bad records again (a resync) does not pile up dead letters."""
-    from connector.jobs.resync import resync
-    from connector.ports import Selection
-
     app.pull_job().run()
     before = len(_by_ref(app, State.INVALID))
     resync(
