@@ -36,7 +36,6 @@ def resync(
     force: bool = True,
     batch: int = 500,
     progress: Callable[[str, int], None] = lambda stream, n: None,
-    read_refs: set[str] | None = None,
 ) -> ResyncReport:
     """Re-read the selected dossiers and their steps and queue them again.
 
@@ -44,8 +43,7 @@ def resync(
     and takes a repeated step as the same step), which is what an operator repairing the
     portal's copy wants. Without it only what the outbox does not hold yet is queued: new
     records, changed headers, steps never queued (changes the pull missed). `dry_run`
-    counts what would be queued, writing nothing. `read_refs`, when given, collects the
-    source references of the records read.
+    counts what would be queued, writing nothing.
     """
     report = ResyncReport()
     # Every stream's selection is opened (and checked) before anything is read or queued.
@@ -53,8 +51,6 @@ def resync(
     for stream, pages in selected:
         for records in pages:
             mapped = map_records(mapping, stream, records)
-            if read_refs is not None:
-                read_refs.update(m.source_ref for m in mapped)
             bad = [m for m in mapped if not m.ok]
             report.read[stream] = report.read.get(stream, 0) + len(mapped)
             report.invalid[stream] = report.invalid.get(stream, 0) + len(bad)
@@ -99,7 +95,7 @@ def retry_dead(
             results.append(RetryResult(item_id=item_id, action="not dead"))
         elif not item.dossier:
             results.append(RetryResult(item_id=item_id, action="cannot re-read"))
-        elif item.source_ref not in _records_of(item.dossier, source, mapping, store, clock):
+        elif item.source_ref not in _records_of(item.dossier, source, mapping):
             results.append(RetryResult(item_id=item_id, action=GONE))
         else:
             store.supersede([item_id], now=clock.now())
@@ -115,24 +111,15 @@ def retry_dead(
     return results
 
 
-def _records_of(
-    dossier: str, source: Source, mapping: CompiledMapping, store: Store, clock: Clock
-) -> set[str]:
-    """The local records now under `dossier`, read without queuing anything.
+def _records_of(dossier: str, source: Source, mapping: CompiledMapping) -> set[str]:
+    """The source references of the local records now under `dossier`.
 
     A dead letter is retired only when its record is among them: one renumbered (or
     deleted) in the local system since would otherwise be retired and read under no
     number at all, its steps then missing from the portal with nothing saying so.
     """
     found: set[str] = set()
-    resync(
-        source=source,
-        mapping=mapping,
-        store=store,
-        clock=clock,
-        selection=Selection(dossier=dossier),
-        dry_run=True,
-        force=False,
-        read_refs=found,
-    )
+    for stream in source.streams():
+        for records in source.select(stream, Selection(dossier=dossier), 500):
+            found.update(m.source_ref for m in map_records(mapping, stream, records))
     return found
