@@ -41,7 +41,8 @@ def main() -> None:
             dossiers = conn.execute("SELECT count(*) FROM known").fetchone()[0]
         after = _table_bytes(copy)
         size = copy.stat().st_size
-    print(f"before the purge: {sum(before.values()) / 1e6:.1f} MB, outbox {_mb(before)}")
+    outbox = before.get("outbox", 0) / 1e6
+    print(f"before the purge: {sum(before.values()) / 1e6:.1f} MB, outbox {outbox:.1f} MB")
     print(f"purged {purged} finished outbox rows; {dossiers} dossiers held by the portal")
     for table in (*KEPT, "audit", "outbox"):
         print(f"  {table:10s} {after.get(table, 0) / 1e6:8.2f} MB  {_per(after, table, dossiers)}")
@@ -81,10 +82,6 @@ def _table_bytes(path: Path) -> dict[str, int]:
             table = owner.get(name, name)
             sizes[table] = sizes.get(table, 0) + size
     return sizes
-
-
-def _mb(sizes: dict[str, int]) -> str:
-    return f"{sizes.get('outbox', 0) / 1e6:.1f} MB"
 
 
 def _per(sizes: dict[str, int], table: str, dossiers: int) -> str:

@@ -162,31 +162,34 @@ def release_steps(conn: Connection, dossiers: Sequence[str], now: float) -> None
     _reschedule(conn, later, now)
 
 
+def rows_of_dossiers(conn: Connection, dossiers: Iterable[str], *columns: Any) -> list[Any]:
+    """`columns` of every outbox row of `dossiers`, unordered; callers filter in Python.
+
+    Only the dossier is constrained in SQL, so the dossier index serves the look-up: with
+    the state or kind in the WHERE clause too, SQLite walks every row of that state or kind
+    in the store instead.
+    """
+    found: list[Any] = []
+    for part in chunks(sorted(set(dossiers))):
+        query = select(*columns).where(among(conn, outbox.c.dossier, part))
+        found += conn.execute(query).fetchall()
+    return found
+
+
 def pending_steps_of(
     conn: Connection, dossiers: Iterable[str]
 ) -> list[tuple[str, str, int, float]]:
-    """The pending steps of `dossiers`: (dossier, event time, id, next attempt), unordered.
-
-    Only the dossier is constrained in SQL, so the dossier index serves the look-up: with
-    the state and kind in the WHERE clause too, SQLite walks every pending step instead.
-    """
-    found: list[tuple[str, str, int, float]] = []
+    """The pending steps of `dossiers`: (dossier, event time, id, next attempt), unordered."""
     pending, step = State.PENDING.value, Kind.STEP.value
-    for part in chunks(sorted(set(dossiers))):
-        query = select(
-            outbox.c.dossier,
-            outbox.c.event_time,
-            outbox.c.id,
-            outbox.c.next_attempt_at,
-            outbox.c.state,
-            outbox.c.kind,
-        ).where(among(conn, outbox.c.dossier, part))
-        found += [
-            (dossier, at, item_id, due_at)
-            for dossier, at, item_id, due_at, state, kind in conn.execute(query).fetchall()
-            if state == pending and kind == step
-        ]
-    return found
+    c = outbox.c
+    rows = rows_of_dossiers(
+        conn, dossiers, c.dossier, c.event_time, c.id, c.next_attempt_at, c.state, c.kind
+    )
+    return [
+        (dossier, at, item_id, due_at)
+        for dossier, at, item_id, due_at, state, kind in rows
+        if state == pending and kind == step
+    ]
 
 
 def _is_due(now: float, max_wait: float | None) -> ColumnElement[bool]:

@@ -13,6 +13,7 @@ from connector.store.delivery import (
     newest_pending,
     pending_steps_of,
     release_steps,
+    rows_of_dossiers,
 )
 from connector.store.engine import among, upsert
 from connector.store.rows import chunks
@@ -93,13 +94,8 @@ _DEAD = frozenset(state.value for state in DEAD_STATES)
 
 def _dead_headers(conn: Connection, dossiers: set[str]) -> set[str]:
     """Which of `dossiers` still have a header version among the dead letters."""
-    found: set[str] = set()
-    for part in chunks(sorted(dossiers)):
-        # Only the dossier is constrained in SQL, so the dossier index serves the look-up.
-        query = select(outbox.c.dossier, outbox.c.kind, outbox.c.state)
-        rows = conn.execute(query.where(among(conn, outbox.c.dossier, part)))
-        found.update(d for d, kind, state in rows if kind == Kind.HEADER.value and state in _DEAD)
-    return found
+    rows = rows_of_dossiers(conn, dossiers, outbox.c.dossier, outbox.c.kind, outbox.c.state)
+    return {d for d, kind, state in rows if kind == Kind.HEADER.value and state in _DEAD}
 
 
 def purge(conn: Connection, *, before: float, part: int) -> int:

@@ -9,8 +9,8 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, exists, func, se
 
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.ports import BlockedDossier, OutboxItem
-from connector.store.engine import among
-from connector.store.rows import chunks, to_item, to_items
+from connector.store.delivery import rows_of_dossiers
+from connector.store.rows import to_item, to_items
 from connector.store.schema import PENDING_LITERAL, known, outbox
 
 #: The same condition as `ix_outbox_pending`'s, word for word, so the backlog queries below
@@ -111,13 +111,10 @@ def blocked_dossiers(conn: Connection, limit: int) -> list[BlockedDossier]:
     )
     waiting = conn.execute(query).all()
     headers: dict[str, OutboxItem] = {}
-    for part in chunks([dossier for dossier, _, _ in waiting]):
-        # Only the dossier is constrained in SQL, so its index serves the look-up: with the
-        # kind in the WHERE clause SQLite walks every header of the store instead.
-        query = select(outbox).where(among(conn, outbox.c.dossier, part)).order_by(outbox.c.id)
-        for row in conn.execute(query).all():
-            if row.kind == Kind.HEADER.value and row.state != State.SUPERSEDED.value:
-                headers[row.dossier] = to_item(row)  # ordered by id: the newest stays
+    rows = rows_of_dossiers(conn, [dossier for dossier, _, _ in waiting], outbox)
+    for row in sorted(rows, key=lambda row: row.id):
+        if row.kind == Kind.HEADER.value and row.state != State.SUPERSEDED.value:
+            headers[row.dossier] = to_item(row)  # ordered by id: the newest stays
     return [
         BlockedDossier(dossier=d, steps=n, first_queued_at=at, header=headers.get(d))
         for d, n, at in waiting
