@@ -157,6 +157,11 @@ class IngestResult:
     queued: int = 0
     unchanged: int = 0
     invalid: int = 0
+    #: Items queued earlier that became dead letters: (source_ref, key, reason) each
+    withdrawn: tuple[tuple[str, str, str], ...] = ()
+    #: Dossier numbers of records whose header was a dead letter and is valid now: their
+    #: steps may have been refused for the header's sake, and are worth reading again
+    fixed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,17 +6,17 @@ moment either keeps both or neither: nothing is skipped and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import structlog
 
 from connector.core.mapping import CompiledMapping
 from connector.core.records import Kind, Mapped, SourceRecord
-from connector.errors import SourceError, StoreError
+from connector.errors import MappingError, SourceError, StoreError
 from connector.jobs.health import Health
 from connector.metrics import Metrics
-from connector.ports import Clock, IngestResult, Source, Store
+from connector.ports import Clock, IngestResult, Selection, Source, Store
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +105,8 @@ class PullJob:
         mapped = map_records(self._mapping, stream, page.records)
         result = self._store.ingest(stream, mapped, page.cursor, now=self._clock.now())
         self._count(stream, mapped, result)
+        if result.fixed and self._mapping.steps_name_their_record:
+            self._read_steps_again(result.fixed)
         if result.queued:
             self._on_queued()
         report = PullReport(
@@ -115,12 +117,40 @@ class PullJob:
         )
         return report, len(page.records) >= self._page_size
 
+    def _read_steps_again(self, dossiers: Sequence[str]) -> None:
+        """Read again the steps of dossiers whose refused header was just fixed.
+
+        Steps are refused for their header's sake when their record's number belongs to
+        another record or is not the one it was first queued under. When the local system
+        fixes the number, only the dossier's row changes, so the cursor never brings those
+        steps back: they are read here by the dossier's number, as `connector resync
+        --dossier N --missing-only` would, and their dead letters retire. If that cannot be
+        done (the stream has no usable `select`), the dead letters stay and say how to
+        repair them by hand.
+        """
+        stream = self._mapping.step_stream
+        for dossier in dossiers:
+            try:
+                pages = self._source.select(stream, Selection(dossier=dossier), self._page_size)
+                for records in pages:
+                    mapped = map_records(self._mapping, stream, records)
+                    result = self._store.ingest(stream, mapped, None, now=self._clock.now())
+                    self._count(stream, mapped, result)
+            except (SourceError, MappingError) as exc:
+                log.warning(
+                    "steps of a fixed dossier not read again: resync it",
+                    dossier=dossier,
+                    stream=stream,
+                    reason=str(exc),
+                )
+
     def _count(self, stream: str, mapped: list[Mapped], result: IngestResult) -> None:
         kind = mapped[0].kind if mapped else Kind.HEADER
         self._metrics.pulled.labels(stream).inc(len(mapped))
         self._metrics.queued.labels(kind.value).inc(result.queued)
-        if result.invalid:
-            self._metrics.dead.labels(kind.value, "invalid").inc(result.invalid)
+        refused = result.invalid - len(result.withdrawn)
+        if refused:
+            self._metrics.dead.labels(kind.value, "invalid").inc(refused)
             for item in mapped:
                 if not item.ok:
                     log.warning(
@@ -129,3 +159,7 @@ class PullJob:
                         key=item.key,
                         reason=item.reason(),
                     )
+        if result.withdrawn:
+            self._metrics.dead.labels(Kind.STEP.value, "invalid").inc(len(result.withdrawn))
+            for source_ref, key, reason in result.withdrawn:
+                log.warning("queued step refused", source=source_ref, key=key, reason=reason)

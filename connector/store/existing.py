@@ -13,20 +13,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, select, union, union_all
+from sqlalchemy import Connection, Row, literal_column, select, union, union_all
 
 from connector.core.hashing import split_digests, step_digest
 from connector.core.records import Kind, Mapped, State
+from connector.store.delivery import rows_of_dossiers
 from connector.store.engine import among
 from connector.store.rows import chunks
-from connector.store.schema import known, outbox, owners, sent_steps
+from connector.store.schema import INVALID_LITERAL, known, outbox, owners, sent_steps
 
 _INVALID = State.INVALID.value
 _PENDING = State.PENDING.value
 _GONE = State.SUPERSEDED.value
+_STEP_LITERAL = f"'{Kind.STEP.value}'"
 
 #: (kind, source_ref) of an invalid row: source references are only unique within a kind.
 RefKey = tuple[Kind, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaimed:
+    """A pending step queued under a number no record had claimed yet."""
+
+    id: int
+    source_ref: str
+    key: str
+    dossier_ref: str
 
 
 @dataclass(slots=True, kw_only=True)
@@ -39,16 +51,15 @@ class Seen:
     pending_steps: set[str] = field(default_factory=set)  # step keys still waiting to go
     pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
     invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
-    invalid_by_key: dict[str, list[int]] = field(default_factory=dict)  # header key -> ids
     owner: dict[str, str] = field(default_factory=dict)  # MaHoSo -> first source_ref queued
     number: dict[str, str] = field(default_factory=dict)  # source_ref -> first MaHoSo queued
+    #: MaHoSo not yet claimed -> its pending steps that name their dossier record
+    unclaimed_steps: dict[str, list[Unclaimed]] = field(default_factory=dict)
 
     def add(self, kind: Kind, row: Row[int, str, str, str, str, str]) -> None:
         row_id, key, ref, state, digest, message = row
         if state == _INVALID:
             self.invalid_by_ref.setdefault((kind, ref), {})[row_id] = message
-            if kind is Kind.HEADER:
-                self.invalid_by_key.setdefault(key, []).append(row_id)
         elif kind is Kind.STEP:
             self.live_steps.add(key)
             if state == _PENDING:
@@ -82,11 +93,46 @@ def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
             found.update((row[0], row) for row in _rows(conn, kind, keys, refs))
         for row_id in sorted(found):  # oldest first across chunks: the first claim stands
             seen.add(kind, found[row_id])
+    seen.unclaimed_steps = _unclaimed_steps(conn, items, seen)
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
     seen.known_hash = _known_hashes(conn, dossiers)
     unseen = [i for i in items if i.kind is Kind.STEP and i.key not in seen.live_steps]
     seen.live_steps.update(purged_steps(conn, unseen))
     return seen
+
+
+def _unclaimed_steps(
+    conn: Connection, items: Sequence[Mapped], seen: Seen
+) -> dict[str, list[Unclaimed]]:
+    """The pending steps queued under the numbers this page's headers may claim first.
+
+    Such a step was queued before any record claimed its number (say its header was
+    invalid then), so nobody could tell whose it was; the first claim decides it (see
+    `Planner._identity`). In a backfill the headers come before their steps, and this
+    finds nothing.
+    """
+    numbers = {
+        i.dossier for i in items if i.kind is Kind.HEADER and i.ok and i.dossier not in seen.owner
+    }
+    c = outbox.c
+    found: dict[str, list[Unclaimed]] = {}
+    for dossier, item_id, source_ref, key, ref, state, kind in rows_of_dossiers(
+        conn, numbers, c.dossier, c.id, c.source_ref, c.key, c.dossier_ref, c.state, c.kind
+    ):
+        if ref and state == _PENDING and kind == Kind.STEP.value:
+            found.setdefault(dossier, []).append(Unclaimed(item_id, source_ref, key, ref))
+    return found
+
+
+def records_with_refused_steps(conn: Connection, records: Iterable[str]) -> set[str]:
+    """Which of `records` (dossier records, "dossiers:7") have steps among the dead letters."""
+    c = outbox.c
+    refused = (c.state == INVALID_LITERAL, c.kind == literal_column(_STEP_LITERAL))
+    found: set[str] = set()
+    for part in chunks(sorted(set(records))):
+        query = select(outbox.c.dossier_ref).where(*refused, among(conn, c.dossier_ref, part))
+        found.update(conn.scalars(query.distinct()))
+    return found
 
 
 def purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
 
 from connector.core.records import Kind, Mapped, Problem, State
 from connector.ports import IngestResult
@@ -24,6 +24,8 @@ from connector.store.schema import outbox
 
 Row = dict[str, Any]
 _SUPERSEDED = State.SUPERSEDED.value
+_PENDING = State.PENDING.value
+_INVALID = State.INVALID.value
 
 
 @dataclass(slots=True, kw_only=True)
@@ -32,12 +34,22 @@ class Plan:
 
     rows: list[Row] = field(default_factory=list)
     retire: set[int] = field(default_factory=set)
+    #: Queued steps that turn out not to be their number's: id -> (source_ref, key, reason)
+    refuse: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    #: Records whose refused header is valid now -> its number (see `IngestResult.fixed`)
+    fixed: dict[str, str] = field(default_factory=dict)
     queued: int = 0
     unchanged: int = 0
     invalid: int = 0
 
     def result(self) -> IngestResult:
-        return IngestResult(queued=self.queued, unchanged=self.unchanged, invalid=self.invalid)
+        return IngestResult(
+            queued=self.queued,
+            unchanged=self.unchanged,
+            invalid=self.invalid + len(self.refuse),
+            withdrawn=tuple(self.refuse.values()),
+            fixed=tuple(dict.fromkeys(self.fixed.values())),
+        )
 
 
 class Planner:
@@ -50,7 +62,6 @@ class Planner:
         self.plan = Plan()
         self._pending_header: dict[str, Row] = {}  # planned pending header row per key
         self._invalid_by_ref: dict[tuple[str, str], Row] = {}  # planned invalid rows
-        self._invalid_by_key: dict[str, Row] = {}  # planned invalid header rows
 
     def add(self, item: Mapped) -> None:
         if item.ok and item.kind is Kind.HEADER:
@@ -88,10 +99,24 @@ class Planner:
                 f"so this version is not sent and {number!r} stays as it was"
             )
         else:
+            if item.dossier not in self.seen.owner:
+                self._first_claim(item)
             self.seen.claim(item.dossier, item.source_ref)
             return item
         problem = Problem(field="MaHoSo", reason=reason, value=item.dossier)
         return replace(item, key=item.source_ref, problems=(problem,))
+
+    def _first_claim(self, header: Mapped) -> None:
+        """The first record to claim a number decides whose its queued steps are.
+
+        Steps queued before any record claimed the number (its header was invalid, say)
+        could not be checked then; those of another record become dead letters now, as
+        they would have been had the claim come first, and never reach this dossier.
+        """
+        for step in self.seen.unclaimed_steps.pop(header.dossier, ()):
+            if step.dossier_ref != header.source_ref:
+                problem = _not_its_number(header.source_ref, step.dossier_ref, header.dossier)
+                self.plan.refuse[step.id] = (step.source_ref, step.key, str(problem))
 
     def _belongs(self, step: Mapped) -> Mapped:
         """The step, or a dead letter when its dossier record does not hold its MaHoSo.
@@ -105,18 +130,15 @@ class Planner:
         owner = self.seen.owner.get(step.dossier, ref)
         number = self.seen.number.get(ref, step.dossier)
         if owner != ref:
-            reason = (
-                f"dossier number belongs to {owner}: this step's dossier record {ref} has the "
-                "same number, so the step is not added to that dossier"
-            )
+            problem = _not_its_number(owner, ref, step.dossier)
         elif number != step.dossier:
             reason = (
                 f"the step's dossier record {ref} was queued as {number!r}; the portal's "
                 f"MaHoSo never changes, so a step under {step.dossier!r} is not sent"
             )
+            problem = Problem(field="MaHoSo", reason=reason, value=step.dossier)
         else:
             return step
-        problem = Problem(field="MaHoSo", reason=reason, value=step.dossier)
         return replace(step, problems=(problem,))
 
     def _header(self, item: Mapped) -> None:
@@ -157,7 +179,7 @@ class Planner:
             self.plan.unchanged += 1
             return
         self.plan.retire.update(live)
-        self._retire_planned(item, by_key=False)
+        self._retire_planned(item)
         try:
             row = new_row(item, State.INVALID, now=self.now)
         except TypeError:  # not JSON (e.g. a lone surrogate): keep a printable copy instead
@@ -165,29 +187,38 @@ class Planner:
                 replace(item, payload=_printable(item.payload)), State.INVALID, now=self.now
             )
         self._invalid_by_ref[(row["kind"], row["source_ref"])] = row
-        if item.kind is Kind.HEADER:
-            self._invalid_by_key[item.key] = row
         self.plan.rows.append(row)
         self.plan.invalid += 1
 
     def _fixed(self, item: Mapped) -> None:
-        """A valid version of a record retires its dead letters (the record was fixed)."""
-        self.plan.retire.update(self.seen.invalid_by_ref.pop((item.kind, item.source_ref), {}))
-        if item.kind is Kind.HEADER:
-            self.plan.retire.update(self.seen.invalid_by_key.pop(item.key, ()))
-        self._retire_planned(item, by_key=item.kind is Kind.HEADER)
+        """A valid version of a record retires its own dead letters (the record was fixed).
 
-    def _retire_planned(self, item: Mapped, *, by_key: bool) -> None:
+        Only its own: another local record refused under the same dossier number is still
+        as it was, and its dead letter stays until it is read again or dismissed.
+        """
+        retired = self.seen.invalid_by_ref.pop((item.kind, item.source_ref), {})
+        self.plan.retire.update(retired)
+        if item.kind is Kind.HEADER and retired:
+            self.plan.fixed[item.source_ref] = item.dossier
+        self._retire_planned(item)
+
+    def _retire_planned(self, item: Mapped) -> None:
         row = self._invalid_by_ref.pop((item.kind.value, item.source_ref), None)
-        if row is not None:
-            row["state"] = _SUPERSEDED
-        row = self._invalid_by_key.pop(item.key, None) if by_key else None
         if row is not None:
             row["state"] = _SUPERSEDED
 
     def _queue(self, row: Row) -> None:
         self.plan.rows.append(row)
         self.plan.queued += 1
+
+
+def _not_its_number(owner: str, record: str, dossier: str) -> Problem:
+    """Why a step of `record` is not added to dossier `dossier`, which `owner` holds."""
+    reason = (
+        f"dossier number belongs to {owner}: this step's dossier record {record} has the "
+        "same number, so the step is not added to that dossier"
+    )
+    return Problem(field="MaHoSo", reason=reason, value=dossier)
 
 
 def _printable(value: Any) -> Any:
@@ -215,5 +246,14 @@ def apply(conn: Connection, plan: Plan, *, now: float) -> None:
             .where(among(conn, outbox.c.id, part))
             .values(state=_SUPERSEDED, updated_at=now)
         )
+    if plan.refuse:
+        statement = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("item_id"), outbox.c.state == _PENDING)
+            .values(state=_INVALID, last_code="invalid", last_message=bindparam("reason"))
+            .values(updated_at=now)
+        )
+        refused = [{"item_id": i, "reason": r} for i, (_, _, r) in plan.refuse.items()]
+        conn.execute(statement, refused)
     if plan.rows:
         insert_many(conn, outbox, plan.rows)

@@ -52,6 +52,7 @@ def new_row(item: Mapped, state: State, *, now: float) -> dict[str, Any]:
         "last_message": item.reason() if state is State.INVALID else "",
         "created_at": now,
         "updated_at": now,
+        "dossier_ref": item.dossier_ref,
     }
 
 
@@ -83,6 +84,7 @@ def to_item(row: Row[Any], *, updating: bool = False) -> OutboxItem:
         last_message,
         created_at,
         updated_at,
+        _dossier_ref,
     ) = row[:_WIDTH]
     return OutboxItem(
         id=item_id,

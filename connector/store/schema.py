@@ -29,6 +29,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.schema import CreateColumn
 
 from connector.core.records import Kind, State
 from connector.store.engine import upsert
@@ -44,6 +45,11 @@ metadata = MetaData()
 #: generic plans). Queries meant to read `ix_outbox_pending` compare `state` with this.
 PENDING_LITERAL: ColumnClause[str] = literal_column(f"'{State.PENDING.value}'")
 _PENDING_ROW = literal_column("state") == PENDING_LITERAL
+#: 'invalid' spelt as a literal, for `ix_outbox_refused_steps` as above.
+INVALID_LITERAL: ColumnClause[str] = literal_column(f"'{State.INVALID.value}'")
+_REFUSED_STEP = (literal_column("state") == INVALID_LITERAL) & (
+    literal_column("kind") == literal_column(f"'{Kind.STEP.value}'")
+)
 
 outbox = Table(
     "outbox",
@@ -63,6 +69,9 @@ outbox = Table(
     Column("last_message", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # A step's dossier record ("dossiers:7"), when the mapping names it; "" otherwise. Last,
+    # because a store made before it gets it by `ALTER TABLE ... ADD COLUMN`.
+    Column("dossier_ref", String(255), nullable=False, default="", server_default=""),
     Index("ix_outbox_due", "state", "kind", "next_attempt_at"),
     Index("ix_outbox_kind_key", "kind", "key"),
     Index("ix_outbox_dossier", "dossier"),
@@ -79,6 +88,17 @@ outbox = Table(
         "dossier",
         sqlite_where=_PENDING_ROW,
         postgresql_where=_PENDING_ROW,
+    ),
+    # Refused steps by their dossier record: when a record's header is fixed, whether any
+    # of its steps were refused for its sake (`existing.records_with_refused_steps`).
+    # `state` and `kind` are constant in it, listed for the planner as in `pending`.
+    Index(
+        "ix_outbox_refused_steps",
+        "state",
+        "kind",
+        "dossier_ref",
+        sqlite_where=_REFUSED_STEP,
+        postgresql_where=_REFUSED_STEP,
     ),
 )
 
@@ -160,10 +180,26 @@ def create_schema(engine: Engine) -> None:
                 log.info("adding a new table to the state store", table=table.name)
         fill_owners = "owners" not in present
         metadata.create_all(conn)
+        _add_missing_columns(conn)
         _add_missing_indexes(conn)
         if fill_owners:
             _fill_owners(conn)
         _record_version(conn)
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Columns added since a store was made: `create_all` only creates whole tables.
+
+    Each has a constant server default that suits the old rows, so adding it rewrites
+    nothing (SQLite, PostgreSQL 11+).
+    """
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                log.info("adding a new column to the state store", column=column.name)
+                spec = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {spec}")
 
 
 def _add_missing_indexes(conn: Connection) -> None:

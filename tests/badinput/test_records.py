@@ -7,15 +7,27 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from connector import settings as settings_mod
 from connector.app import App, OperatorActions
 from connector.core.records import Kind, State
+from connector.demo.schema import COLUMNS
+from connector.errors import MappingError
 from connector.jobs.resync import GONE, resync
-from connector.ports import OutboxItem, Selection
-from tests.badinput.corpus import LONG, Corpus, build_corpus, renumber
+from connector.ports import OutboxItem, Selection, Source
+from tests.badinput.corpus import (
+    AGENCY,
+    GOOD_DOSSIER,
+    GOOD_STEP,
+    LONG,
+    Corpus,
+    build_corpus,
+    renumber,
+)
 from tests.badinput.support import source_fields, step_fields, write_config
 
 
@@ -132,14 +144,10 @@ def _local(corpus: Corpus, sql: str, *params: object) -> None:
         conn.close()
 
 
-def test_step_of_a_renumbered_record_waits_as_a_dead_letter_until_resynced(
-    app: App, corpus: Corpus
-) -> None:
-    """A step added under a record's new number is refused (the portal's MaHoSo never
-    changes). Once the local system gives the record its number back, the step's dead
-    letter is not retired by a retry that cannot find the record under the number it was
-    refused with: it stays, the command says why and exits 1, and a resync of the record's
-    number queues the step and retires the dead letter."""
+def _step_under_new_number(app: App, corpus: Corpus) -> tuple[str, int, OutboxItem]:
+    """Renumber the corpus's renumbered record and add it a step: the step is refused,
+    since the record was queued under its first number. Returns that number, the record's
+    id and the step's dead letter."""
     app.pull_job().run()
     first = corpus.dossiers[corpus.renumbered]["dossier_no"]
     record = int(corpus.renumbered.split(":")[1])
@@ -154,6 +162,17 @@ def test_step_of_a_renumbered_record_waits_as_a_dead_letter_until_resynced(
     app.pull_job().run()
     step = _by_ref(app, State.INVALID)["steps:9000"]
     assert f"dossier record {corpus.renumbered} was queued as {first!r}" in step.last_message
+    return first, record, step
+
+
+def test_steps_refused_for_their_record_s_number_go_once_the_number_is_fixed(
+    app: App, corpus: Corpus
+) -> None:
+    """A step added under a record's new number is refused (the portal's MaHoSo never
+    changes). When the local system gives the record its number back, only the dossier's
+    row changes, yet the next pull reads the record's steps again by that number: the step
+    is queued under it and its dead letter retires, with no operator action."""
+    first, record, _ = _step_under_new_number(app, corpus)
     _local(
         corpus,
         "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
@@ -162,7 +181,102 @@ def test_step_of_a_renumbered_record_waits_as_a_dead_letter_until_resynced(
         record,
     )
     app.pull_job().run()
-    assert corpus.renumbered not in _by_ref(app, State.INVALID), "the header was fixed"
+    dead = _by_ref(app, State.INVALID)
+    assert corpus.renumbered not in dead, "the header was fixed"
+    assert "steps:9000" not in dead, "the step was read again"
+    assert _by_ref(app, State.PENDING)["steps:9000"].dossier == first
+
+
+def _add(corpus: Corpus, table: str, row: dict[str, Any]) -> None:
+    columns = [c for c in COLUMNS[table] if c in row]
+    marks = ", ".join("?" for _ in columns)
+    _local(corpus, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *row.values())
+
+
+def test_two_records_on_one_number_before_either_is_valid(app: App, corpus: Corpus) -> None:
+    """Two local records share a number while neither header is valid yet: their steps
+    wait, as nobody can tell whose the number is. The first record fixed claims it, and
+    the other record's waiting step becomes a dead letter naming both, instead of being
+    added to the claimer's dossier. When that record gets a number of its own, the next
+    pull queues its header and reads its step again under the new number."""
+    app.pull_job().run()
+    shared, own = f"{AGENCY}-261127-8001", f"{AGENCY}-261127-8003"
+    for n, stamp in ((8001, "02"), (8002, "03")):
+        changed = f"2026-11-28T00:00:{stamp}.000000Z"
+        dossier = {**GOOD_DOSSIER, "procedure_code": None, "modified_at": changed}
+        _add(corpus, "dossiers", {"id": n, "dossier_no": shared, **dossier})
+        step = {**GOOD_STEP, "action_at": f"2026-11-27 10:00:{stamp}", "modified_at": changed}
+        _add(corpus, "steps", {"id": n, "dossier_id": n, **step})
+    app.pull_job().run()
+    pending = _by_ref(app, State.PENDING)
+    assert {"steps:8001", "steps:8002"} <= set(pending), "both steps wait"
+    fix = "UPDATE dossiers SET procedure_code = 'HN-HT-01', dossier_no = ?, modified_at = ?"
+    _local(corpus, f"{fix} WHERE id = 8001", shared, "2026-11-28T00:00:04.000000Z")
+    app.pull_job().run()
+    reason = _by_ref(app, State.INVALID)["steps:8002"].last_message
+    assert reason.startswith(
+        "MaHoSo: dossier number belongs to dossiers:8001: "
+        "this step's dossier record dossiers:8002 has the same number"
+    ), reason
+    assert _by_ref(app, State.PENDING)["steps:8001"].dossier == shared
+    assert "dossiers:8002" in _by_ref(app, State.INVALID), "the other record is still refused"
+    _local(corpus, f"{fix} WHERE id = 8002", own, "2026-11-28T00:00:05.000000Z")
+    app.pull_job().run()
+    dead, pending = _by_ref(app, State.INVALID), _by_ref(app, State.PENDING)
+    assert "dossiers:8002" not in dead and "steps:8002" not in dead
+    assert (pending["dossiers:8002"].dossier, pending["steps:8002"].dossier) == (own, own)
+
+
+class _NoSelect:
+    """The local system as the app reads it, with streams that cannot be selected from."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def select(self, stream: str, selection: Selection, batch: int) -> Any:
+        raise MappingError(f"streams.{stream}: 'select' is missing")
+
+
+def test_fixed_number_without_select_leaves_the_dead_letter_and_says_so(
+    app: App, corpus: Corpus
+) -> None:
+    """When the steps cannot be read again by number (no `select`), the pull goes on and
+    says which dossier to resync; the refused step stays a dead letter."""
+    first, record, step = _step_under_new_number(app, corpus)
+    _local(
+        corpus,
+        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
+        first,
+        "2026-11-28T00:00:02.000000Z",
+        record,
+    )
+    app.__dict__["source"] = _NoSelect(app.source)
+    with capture_logs() as logs:
+        app.pull_job().run()
+    assert app.health.pull.state == "ok"
+    assert _by_ref(app, State.INVALID)["steps:9000"].id == step.id
+    (warning,) = [e for e in logs if e["event"].startswith("steps of a fixed dossier")]
+    assert (warning["dossier"], warning["stream"]) == (first, "steps")
+
+
+def test_retry_keeps_a_dead_letter_whose_record_left_its_number(app: App, corpus: Corpus) -> None:
+    """A refused step is re-read by the dossier number of its dead letter. When the record
+    is no longer under it (renumbered once more), the retry does not retire the dead letter
+    it cannot read again: it stays, the command says why and exits 1; a resync of the
+    number the record holds now reads the step again."""
+    first, record, step = _step_under_new_number(app, corpus)
+    third = f"{first[:-4]}8888"
+    _local(
+        corpus,
+        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
+        third,
+        "2026-11-28T00:00:02.000000Z",
+        record,
+    )
+    app.pull_job().run()
     report = OperatorActions(app, origin="cli").retry([step.id], all_dead=False)
     assert report["results"] == [{"id": step.id, "action": GONE}]
     assert _by_ref(app, State.INVALID)["steps:9000"].id == step.id, "kept"
@@ -171,11 +285,11 @@ def test_step_of_a_renumbered_record_waits_as_a_dead_letter_until_resynced(
         mapping=app.mapping,
         store=app.store,
         clock=app.clock,
-        selection=Selection(dossier=first),
+        selection=Selection(dossier=third),
         force=False,
     )
-    assert "steps:9000" not in _by_ref(app, State.INVALID)
-    assert _by_ref(app, State.PENDING)["steps:9000"].dossier == first
+    reason = _by_ref(app, State.INVALID)["steps:9000"].last_message
+    assert f"was queued as {first!r}" in reason and repr(third) in reason, reason
 
 
 def test_repulling_the_corpus_adds_no_dead_letters(app: App, corpus: Corpus) -> None:

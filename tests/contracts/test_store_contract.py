@@ -477,6 +477,76 @@ def test_step_of_a_renumbered_record_is_refused(store: Store) -> None:
     assert pending.key == "D1|t2|2"
 
 
+def test_steps_queued_before_any_claim_follow_the_first_record_to_claim(store: Store) -> None:
+    """Two records share a number while both headers are invalid: no record holds the
+    number, so their steps are queued (blocked). When one record's header comes valid it
+    claims the number, and the other record's queued steps become dead letters naming
+    both, in the same transaction: they never reach the claimer's dossier."""
+    bad = [broken(owned("D1", "dossiers:1")), broken(owned("D1", "dossiers:2"))]
+    store.ingest("dossiers", bad, None, now=T0)
+    steps = [step_of("dossiers:1", "D1", "t1"), step_of("dossiers:2", "D1", "t2")]
+    assert store.ingest("steps", [*steps, step("D1", "t3")], None, now=T0 + 1).queued == 3
+    result = store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 2)
+    assert (result.queued, result.invalid) == (1, 1)
+    ((ref, key, reason),) = result.withdrawn
+    assert (ref, key) == ("steps:t2", "D1|t2|2")
+    assert reason.startswith(
+        "MaHoSo: dossier number belongs to dossiers:1: this step's dossier record dossiers:2"
+    ), reason
+    dead_steps = [(ref, text) for ref, _, text in dead(store) if ref.startswith("steps:")]
+    assert dead_steps == [("steps:t2", reason)]
+    acknowledge(store, Kind.HEADER, now=T0 + 3)
+    sent = acknowledge(store, Kind.STEP, now=T0 + 3)
+    assert sorted(i.key for i in store.items(limit=100) if i.id in sent) == ["D1|t1|2", "D1|t3|2"]
+    # Read again unchanged, the refused step stays one dead letter with the same reason.
+    again = store.ingest("steps", [step_of("dossiers:2", "D1", "t2")], None, now=T0 + 4)
+    assert (again.queued, again.unchanged, again.invalid) == (0, 1, 0)
+
+
+def test_valid_header_retires_only_its_own_record_s_dead_letter(store: Store) -> None:
+    """Two records refused under one number: the first one fixed is queued and retires its
+    own dead letter; the other record is still as refused, and its dead letter stays."""
+    refused = [broken(owned("D1", "dossiers:1")), broken(owned("D1", "dossiers:2"))]
+    store.ingest("dossiers", refused, None, now=T0)
+    assert store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 1).queued == 1
+    assert [ref for ref, _, _ in dead(store)] == ["dossiers:2"]
+
+
+def test_fixed_header_names_its_number_when_its_steps_were_refused(store: Store) -> None:
+    """A record whose refused header comes valid is reported as fixed (so the pull reads
+    its steps again) only when some of its steps are dead letters: steps are refused for
+    their header's sake by number, and the others have nothing to read again."""
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    refused = [owned("D1", "dossiers:2"), broken(owned("D3", "dossiers:3"))]
+    assert store.ingest("dossiers", refused, None, now=T0 + 1).invalid == 2
+    steps = [step_of("dossiers:2", "D1", "t1"), step_of("dossiers:3", "D3", "t2")]
+    assert store.ingest("steps", steps, None, now=T0 + 2).invalid == 1
+    fixed = [owned("D2", "dossiers:2"), owned("D3", "dossiers:3", "2")]
+    result = store.ingest("dossiers", fixed, None, now=T0 + 3)
+    assert (result.queued, result.fixed) == (2, ("D2",))
+    assert store.ingest("dossiers", fixed, None, now=T0 + 4).fixed == (), "fixed once"
+
+
+def test_store_made_before_dossier_ref_gets_the_column(tmp_path: Path) -> None:
+    """A store whose outbox has no `dossier_ref` column gets it, and its index, on opening;
+    its rows read as naming no record, and new rows keep theirs."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = SqlStore.open(url)
+    store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_outbox_refused_steps")
+        conn.exec_driver_sql("ALTER TABLE outbox DROP COLUMN dossier_ref")
+    store.close()
+    store = SqlStore.open(url)
+    store.ingest("steps", [step_of("dossiers:1", "D1", "t1")], None, now=T0 + 1)
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT key, dossier_ref FROM outbox ORDER BY id").all()
+        names = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert "ix_outbox_refused_steps" in set(names.scalars())
+    assert [tuple(row) for row in rows] == [("D1", ""), ("D1|t1|2", "dossiers:1")]
+    store.close()
+
+
 def test_store_made_before_owners_gets_them_from_its_rows(tmp_path: Path) -> None:
     """Opening a store that has no `owners` table yet fills it from acknowledged headers."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
