@@ -214,7 +214,8 @@ class Store(Protocol):
     ) -> IngestResult:
         """Queue mapped items (valid → pending, invalid → dead letter) and move the cursor,
         all in one transaction. Unchanged headers and already-queued steps are skipped
-        unless `force`."""
+        unless `force`. A header that is the first to claim its number also turns the
+        steps another record queued under it into dead letters (`IngestResult.withdrawn`)."""
         ...
 
     def preview_ingest(

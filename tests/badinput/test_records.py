@@ -144,6 +144,18 @@ def _local(corpus: Corpus, sql: str, *params: object) -> None:
         conn.close()
 
 
+def _set_number(corpus: Corpus, record: int, number: str, *, second: int) -> None:
+    """The local system gives dossier `record` the number `number`, `second` s past 0:00."""
+    stamp = f"2026-11-28T00:00:{second:02d}.000000Z"
+    _local(
+        corpus,
+        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
+        number,
+        stamp,
+        record,
+    )
+
+
 def _step_under_new_number(app: App, corpus: Corpus) -> tuple[str, int, OutboxItem]:
     """Renumber the corpus's renumbered record and add it a step: the step is refused,
     since the record was queued under its first number. Returns that number, the record's
@@ -173,13 +185,7 @@ def test_steps_refused_for_their_record_s_number_go_once_the_number_is_fixed(
     row changes, yet the next pull reads the record's steps again by that number: the step
     is queued under it and its dead letter retires, with no operator action."""
     first, record, _ = _step_under_new_number(app, corpus)
-    _local(
-        corpus,
-        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
-        first,
-        "2026-11-28T00:00:02.000000Z",
-        record,
-    )
+    _set_number(corpus, record, first, second=2)
     app.pull_job().run()
     dead = _by_ref(app, State.INVALID)
     assert corpus.renumbered not in dead, "the header was fixed"
@@ -246,13 +252,7 @@ def test_fixed_number_without_select_leaves_the_dead_letter_and_says_so(
     """When the steps cannot be read again by number (no `select`), the pull goes on and
     says which dossier to resync; the refused step stays a dead letter."""
     first, record, step = _step_under_new_number(app, corpus)
-    _local(
-        corpus,
-        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
-        first,
-        "2026-11-28T00:00:02.000000Z",
-        record,
-    )
+    _set_number(corpus, record, first, second=2)
     app.__dict__["source"] = _NoSelect(app.source)
     with capture_logs() as logs:
         app.pull_job().run()
@@ -269,13 +269,7 @@ def test_retry_keeps_a_dead_letter_whose_record_left_its_number(app: App, corpus
     number the record holds now reads the step again."""
     first, record, step = _step_under_new_number(app, corpus)
     third = f"{first[:-4]}8888"
-    _local(
-        corpus,
-        "UPDATE dossiers SET dossier_no = ?, modified_at = ? WHERE id = ?",
-        third,
-        "2026-11-28T00:00:02.000000Z",
-        record,
-    )
+    _set_number(corpus, record, third, second=2)
     app.pull_job().run()
     report = OperatorActions(app, origin="cli").retry([step.id], all_dead=False)
     assert report["results"] == [{"id": step.id, "action": GONE}]
