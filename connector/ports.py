@@ -159,9 +159,6 @@ class IngestResult:
     invalid: int = 0
     #: Items queued earlier that became dead letters: (source_ref, key, reason) each
     withdrawn: tuple[tuple[str, str, str], ...] = ()
-    #: Dossier numbers of records whose header was a dead letter and is valid now: their
-    #: steps may have been refused for the header's sake, and are worth reading again
-    fixed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +305,15 @@ class Store(Protocol):
         ...
 
     def put_meta(self, key: str, value: str) -> None: ...
+
+    def rereads(self) -> list[str]:
+        """Dossiers whose steps are to be read again: a refused record of theirs was fixed
+        while some of its steps were refused for its sake (see `PullJob`)."""
+        ...
+
+    def reread(self, dossier: str) -> None:
+        """`dossier`'s steps were read again (or cannot be): off the list."""
+        ...
 
     def meta(self) -> Mapping[str, str]: ...
 

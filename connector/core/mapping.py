@@ -159,11 +159,6 @@ class CompiledMapping:
     step: _Shape
     timezone: str  # `[mapping] timezone`: the zone of the source's times without one
 
-    @property
-    def steps_name_their_record(self) -> bool:
-        """Whether `[step] dossier_record` is set, so steps are checked against it."""
-        return bool(self.step.dossier_column)
-
     def map(self, stream: str, record: SourceRecord) -> Mapped:
         """Payload plus every mapping and validation problem; raises only for a wrong stream."""
         if stream == self.dossier_stream:

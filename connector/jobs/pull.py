@@ -6,7 +6,7 @@ moment either keeps both or neither: nothing is skipped and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import structlog
@@ -77,6 +77,7 @@ class PullJob:
         try:
             for stream in self._source.streams():
                 total += self._drain(stream)
+            self.read_steps_again()
         except (SourceError, StoreError) as exc:
             what = "local system" if isinstance(exc, SourceError) else "state store"
             self._health.pull.failed(self._clock.now(), f"{what}: {exc}")
@@ -105,8 +106,6 @@ class PullJob:
         mapped = map_records(self._mapping, stream, page.records)
         result = self._store.ingest(stream, mapped, page.cursor, now=self._clock.now())
         self._count(stream, mapped, result)
-        if result.fixed and self._mapping.steps_name_their_record:
-            self._read_steps_again(result.fixed)
         if result.queued:
             self._on_queued()
         report = PullReport(
@@ -117,32 +116,36 @@ class PullJob:
         )
         return report, len(page.records) >= self._page_size
 
-    def _read_steps_again(self, dossiers: Sequence[str]) -> None:
-        """Read again the steps of dossiers whose refused header was just fixed.
+    def read_steps_again(self) -> None:
+        """Read again the steps of dossiers whose refused record was fixed (`Store.rereads`).
 
         Steps are refused for their header's sake when their record's number belongs to
         another record or is not the one it was first queued under. When the local system
         fixes the number, only the dossier's row changes, so the cursor never brings those
-        steps back: they are read here by the dossier's number, as `connector resync
-        --dossier N --missing-only` would, and their dead letters retire. If that cannot be
-        done (the stream has no usable `select`), the dead letters stay and say how to
-        repair them by hand.
+        steps back: the ingest lists the dossier, in its own transaction, and they are read
+        here by its number, as `connector resync --dossier N --missing-only` would; their
+        dead letters retire. A dossier stays listed while the local system is unavailable;
+        when the stream has no usable `select` it leaves the list with a warning, and the
+        dead letters stay and say how to repair them by hand.
         """
         stream = self._mapping.step_stream
-        for dossier in dossiers:
+        for dossier in self._store.rereads():
+            if self._should_stop():
+                return
             try:
                 pages = self._source.select(stream, Selection(dossier=dossier), self._page_size)
                 for records in pages:
                     mapped = map_records(self._mapping, stream, records)
                     result = self._store.ingest(stream, mapped, None, now=self._clock.now())
                     self._count(stream, mapped, result)
-            except (SourceError, MappingError) as exc:
+            except MappingError as exc:
                 log.warning(
                     "steps of a fixed dossier not read again: resync it",
                     dossier=dossier,
                     stream=stream,
                     reason=str(exc),
                 )
+            self._store.reread(dossier)
 
     def _count(self, stream: str, mapped: list[Mapped], result: IngestResult) -> None:
         kind = mapped[0].kind if mapped else Kind.HEADER

@@ -17,10 +17,10 @@ from sqlalchemy import Connection, bindparam, update
 
 from connector.core.records import Kind, Mapped, Problem, State
 from connector.ports import IngestResult
-from connector.store.engine import among, insert_many
+from connector.store.engine import among, insert_many, upsert
 from connector.store.existing import Seen
 from connector.store.rows import chunks, new_row
-from connector.store.schema import outbox
+from connector.store.schema import outbox, rereads
 
 Row = dict[str, Any]
 _SUPERSEDED = State.SUPERSEDED.value
@@ -36,7 +36,8 @@ class Plan:
     retire: set[int] = field(default_factory=set)
     #: Queued steps that turn out not to be their number's: id -> (source_ref, key, reason)
     refuse: dict[int, tuple[str, str, str]] = field(default_factory=dict)
-    #: Records whose refused header is valid now -> its number (see `IngestResult.fixed`)
+    #: Records whose refused header is valid now -> its number; those with refused steps
+    #: go to `rereads`, for the pull to read their steps again
     fixed: dict[str, str] = field(default_factory=dict)
     queued: int = 0
     unchanged: int = 0
@@ -48,7 +49,6 @@ class Plan:
             unchanged=self.unchanged,
             invalid=self.invalid + len(self.refuse),
             withdrawn=tuple(self.refuse.values()),
-            fixed=tuple(dict.fromkeys(self.fixed.values())),
         )
 
 
@@ -257,3 +257,6 @@ def apply(conn: Connection, plan: Plan, *, now: float) -> None:
         conn.execute(statement, refused)
     if plan.rows:
         insert_many(conn, outbox, plan.rows)
+    if plan.fixed:
+        queued = [{"dossier": d, "queued_at": now} for d in sorted(set(plan.fixed.values()))]
+        conn.execute(upsert(conn, rereads).on_conflict_do_nothing(), queued)

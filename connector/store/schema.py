@@ -3,9 +3,10 @@
 `outbox` holds every message ever queued, one row per header version or step; `known` is
 what the portal is known to hold; `owners` is which local record each dossier number the
 portal acknowledged belongs to; `sent_steps` keeps the acknowledged steps whose rows were
-purged; `waiting` lists dossiers whose steps were set aside until the portal holds them;
-`cursors` is where each source stream stopped; `audit` is a hash-chained trail of sends
-and replies; `meta` holds the schema version and small facts.
+purged; `rereads` lists dossiers whose steps the pull is to read again; `waiting` lists
+dossiers whose steps were set aside until the portal holds them; `cursors` is where each
+source stream stopped; `audit` is a hash-chained trail of sends and replies; `meta` holds
+the schema version and small facts.
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ owners = Table(
     Column("source_ref", String(255), nullable=False),
     Column("acked_at", Float, nullable=False),
     Index("ix_owners_source_ref", "source_ref", unique=True),
+)
+
+# Dossiers whose steps the pull is to read again: their record's refused header was fixed
+# while some of its steps were refused for its sake (see `PullJob.read_steps_again`).
+# Written in the ingest's transaction, so a crash before the reading does not lose it.
+rereads = Table(
+    "rereads",
+    metadata,
+    Column("dossier", String(255), primary_key=True),
+    Column("queued_at", Float, nullable=False),
 )
 
 # The steps the portal acknowledged whose outbox rows were purged, per dossier it holds: the

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from connector.core.records import Cursor, Kind, Mapped, State
 from connector.ports import (
@@ -27,7 +27,7 @@ from connector.store import audit as audit_trail
 from connector.store import delivery, existing, ingest, repairs, reports, worker
 from connector.store.boundary import store_errors
 from connector.store.engine import READ_ONLY, make_engine, upsert
-from connector.store.schema import create_schema, cursors, meta
+from connector.store.schema import create_schema, cursors, meta, rereads
 
 #: Rows one transaction of the purge deletes: about a tenth of a second on SQLite.
 PURGE_PART = 5000
@@ -167,6 +167,14 @@ class SqlStore:
     def meta(self) -> Mapping[str, str]:
         with self._read("meta read") as conn:
             return {row.key: row.value for row in conn.execute(select(meta))}
+
+    def rereads(self) -> list[str]:
+        with self._read("reread list") as conn:
+            return list(conn.scalars(select(rereads.c.dossier).order_by(rereads.c.queued_at)))
+
+    def reread(self, dossier: str) -> None:
+        with self._write("reread list") as conn:
+            conn.execute(delete(rereads).where(rereads.c.dossier == dossier))
 
     # -- reporting ------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from connector import settings as settings_mod
 from connector.app import App, OperatorActions
 from connector.core.records import Kind, State
 from connector.demo.schema import COLUMNS
-from connector.errors import MappingError
+from connector.errors import MappingError, SourceError
+from connector.jobs.pull import PullJob
 from connector.jobs.resync import GONE, resync
 from connector.ports import OutboxItem, Selection, Source
 from tests.badinput.corpus import (
@@ -234,16 +235,34 @@ def test_two_records_on_one_number_before_either_is_valid(app: App, corpus: Corp
 
 
 class _NoSelect:
-    """The local system as the app reads it, with streams that cannot be selected from."""
+    """The local system as the app reads it, whose `select` fails with `error`."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, error: Exception) -> None:
         self._source = source
+        self._error = error
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
 
     def select(self, stream: str, selection: Selection, batch: int) -> Any:
-        raise MappingError(f"streams.{stream}: 'select' is missing")
+        raise self._error
+
+
+def test_steps_to_read_again_outlive_a_stop_before_they_are_read(
+    app: App, corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dossier to read again is kept in the store with the header's fix: if the pull
+    stops before reading it (a kill, a store error), the next run reads it."""
+    first, record, _ = _step_under_new_number(app, corpus)
+    _set_number(corpus, record, first, second=2)
+    with monkeypatch.context() as patch:
+        patch.setattr(PullJob, "read_steps_again", lambda self: None)
+        app.pull_job().run()
+    assert app.store.rereads() == [first]
+    assert "steps:9000" in _by_ref(app, State.INVALID)
+    app.pull_job().run()
+    assert app.store.rereads() == []
+    assert _by_ref(app, State.PENDING)["steps:9000"].dossier == first
 
 
 def test_fixed_number_without_select_leaves_the_dead_letter_and_says_so(
@@ -253,13 +272,30 @@ def test_fixed_number_without_select_leaves_the_dead_letter_and_says_so(
     says which dossier to resync; the refused step stays a dead letter."""
     first, record, step = _step_under_new_number(app, corpus)
     _set_number(corpus, record, first, second=2)
-    app.__dict__["source"] = _NoSelect(app.source)
+    app.__dict__["source"] = _NoSelect(app.source, MappingError("streams.steps: no 'select'"))
     with capture_logs() as logs:
         app.pull_job().run()
     assert app.health.pull.state == "ok"
+    assert app.store.rereads() == [], "no use trying again"
     assert _by_ref(app, State.INVALID)["steps:9000"].id == step.id
     (warning,) = [e for e in logs if e["event"].startswith("steps of a fixed dossier")]
     assert (warning["dossier"], warning["stream"]) == (first, "steps")
+
+
+def test_steps_to_read_again_wait_while_the_local_system_is_down(app: App, corpus: Corpus) -> None:
+    """When the local system cannot be read, pulling pauses as for any source failure and
+    the dossier stays listed; the first run after it comes back reads the steps."""
+    first, record, _ = _step_under_new_number(app, corpus)
+    _set_number(corpus, record, first, second=2)
+    source = app.source
+    app.__dict__["source"] = _NoSelect(source, SourceError("stream steps: unavailable"))
+    app.pull_job().run()
+    assert app.health.pull.state == "paused"
+    assert app.store.rereads() == [first]
+    app.__dict__["source"] = source
+    app.pull_job().run()
+    assert app.health.pull.state == "ok"
+    assert _by_ref(app, State.PENDING)["steps:9000"].dossier == first
 
 
 def test_retry_keeps_a_dead_letter_whose_record_left_its_number(app: App, corpus: Corpus) -> None:

@@ -512,19 +512,24 @@ def test_valid_header_retires_only_its_own_record_s_dead_letter(store: Store) ->
     assert [ref for ref, _, _ in dead(store)] == ["dossiers:2"]
 
 
-def test_fixed_header_names_its_number_when_its_steps_were_refused(store: Store) -> None:
-    """A record whose refused header comes valid is reported as fixed (so the pull reads
-    its steps again) only when some of its steps are dead letters: steps are refused for
-    their header's sake by number, and the others have nothing to read again."""
+def test_fixed_header_lists_its_number_when_its_steps_were_refused(store: Store) -> None:
+    """A record whose refused header comes valid has its number listed for the pull to
+    read its steps again (`rereads`), in the ingest's transaction, only when some of its
+    steps are dead letters: steps are refused for their header's sake by number, and the
+    others have nothing to read again. The pull takes it off the list once read."""
     store.ingest("dossiers", [owned("D1", "dossiers:1")], None, now=T0)
     refused = [owned("D1", "dossiers:2"), broken(owned("D3", "dossiers:3"))]
     assert store.ingest("dossiers", refused, None, now=T0 + 1).invalid == 2
     steps = [step_of("dossiers:2", "D1", "t1"), step_of("dossiers:3", "D3", "t2")]
     assert store.ingest("steps", steps, None, now=T0 + 2).invalid == 1
+    assert store.rereads() == []
     fixed = [owned("D2", "dossiers:2"), owned("D3", "dossiers:3", "2")]
-    result = store.ingest("dossiers", fixed, None, now=T0 + 3)
-    assert (result.queued, result.fixed) == (2, ("D2",))
-    assert store.ingest("dossiers", fixed, None, now=T0 + 4).fixed == (), "fixed once"
+    assert store.ingest("dossiers", fixed, None, now=T0 + 3).queued == 2
+    assert store.rereads() == ["D2"]
+    store.ingest("dossiers", [owned("D2", "dossiers:2", "3")], None, now=T0 + 4)
+    assert store.rereads() == ["D2"], "listed once"
+    store.reread("D2")
+    assert store.rereads() == []
 
 
 def test_store_made_before_dossier_ref_gets_the_column(tmp_path: Path) -> None:
