@@ -13,19 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, literal_column, select, union, union_all
+from sqlalchemy import Connection, Row, select, union, union_all
 
 from connector.core.hashing import split_digests, step_digest
 from connector.core.records import Kind, Mapped, State
 from connector.store.delivery import rows_of_dossiers
 from connector.store.engine import among
 from connector.store.rows import chunks
-from connector.store.schema import INVALID_LITERAL, known, outbox, owners, sent_steps
+from connector.store.schema import (
+    INVALID_LITERAL,
+    STEP_LITERAL,
+    known,
+    outbox,
+    owners,
+    sent_steps,
+)
 
 _INVALID = State.INVALID.value
 _PENDING = State.PENDING.value
 _GONE = State.SUPERSEDED.value
-_STEP_LITERAL = f"'{Kind.STEP.value}'"
 
 #: (kind, source_ref) of an invalid row: source references are only unique within a kind.
 RefKey = tuple[Kind, str]
@@ -127,7 +133,7 @@ def _unclaimed_steps(
 def records_with_refused_steps(conn: Connection, records: Iterable[str]) -> set[str]:
     """Which of `records` (dossier records, "dossiers:7") have steps among the dead letters."""
     c = outbox.c
-    refused = (c.state == INVALID_LITERAL, c.kind == literal_column(_STEP_LITERAL))
+    refused = (c.state == INVALID_LITERAL, c.kind == STEP_LITERAL)
     found: set[str] = set()
     for part in chunks(sorted(set(records))):
         query = select(outbox.c.dossier_ref).where(*refused, among(conn, c.dossier_ref, part))

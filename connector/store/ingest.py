@@ -1,11 +1,14 @@
 """Ingest: turn one page of mapped items into outbox rows, in set-based statements.
 
 Ingest is on the hot path (thousands of dossiers and tens of thousands of steps a second),
-so a page costs a few `IN (...)` look-ups (`existing.look_up`), at most one update and one
-multi-row insert, never a query per item. `Planner` walks the items in order, deciding
-each one against what is stored and against the rows already planned (a page may hold two
-versions of one dossier); `apply` writes the plan. A header that would reuse another local
-record's MaHoSo, or change its own, becomes a dead letter instead (`Planner._identity`).
+so a page costs a few `IN (...)` look-ups (`existing.look_up`), updates of the rows it
+retires and one multi-row insert, never a query per item. `Planner` walks the items in
+order, deciding each one against what is stored and against the rows already planned (a
+page may hold two versions of one dossier); `apply` writes the plan. A header that would
+reuse another local record's MaHoSo, or change its own, becomes a dead letter instead
+(`Planner._identity`); the first to claim a number refuses the steps another record
+queued under it (`Planner._first_claim`). Those and the fixing of a refused record cost
+a statement more, only on the pages where they happen.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy import Connection, bindparam, update
 from connector.core.records import Kind, Mapped, Problem, State
 from connector.ports import IngestResult
 from connector.store.engine import among, insert_many, upsert
-from connector.store.existing import Seen
+from connector.store.existing import Seen, records_with_refused_steps
 from connector.store.rows import chunks, new_row
 from connector.store.schema import outbox, rereads
 
@@ -36,8 +39,7 @@ class Plan:
     retire: set[int] = field(default_factory=set)
     #: Queued steps that turn out not to be their number's: id -> (source_ref, key, reason)
     refuse: dict[int, tuple[str, str, str]] = field(default_factory=dict)
-    #: Records whose refused header is valid now -> its number; those with refused steps
-    #: go to `rereads`, for the pull to read their steps again
+    #: Records whose refused header is valid now -> its number (see `_list_rereads`)
     fixed: dict[str, str] = field(default_factory=dict)
     queued: int = 0
     unchanged: int = 0
@@ -257,6 +259,16 @@ def apply(conn: Connection, plan: Plan, *, now: float) -> None:
         conn.execute(statement, refused)
     if plan.rows:
         insert_many(conn, outbox, plan.rows)
-    if plan.fixed:
-        queued = [{"dossier": d, "queued_at": now} for d in sorted(set(plan.fixed.values()))]
+    _list_rereads(conn, plan.fixed, now)
+
+
+def _list_rereads(conn: Connection, fixed: dict[str, str], now: float) -> None:
+    """List for the pull the numbers of fixed records that have refused steps: those may
+    have been refused for their header's sake (see `PullJob.read_steps_again`)."""
+    if not fixed:
+        return
+    refused = records_with_refused_steps(conn, fixed)
+    numbers = sorted({number for ref, number in fixed.items() if ref in refused})
+    if numbers:
+        queued = [{"dossier": number, "queued_at": now} for number in numbers]
         conn.execute(upsert(conn, rereads).on_conflict_do_nothing(), queued)

@@ -46,10 +46,11 @@ metadata = MetaData()
 #: generic plans). Queries meant to read `ix_outbox_pending` compare `state` with this.
 PENDING_LITERAL: ColumnClause[str] = literal_column(f"'{State.PENDING.value}'")
 _PENDING_ROW = literal_column("state") == PENDING_LITERAL
-#: 'invalid' spelt as a literal, for `ix_outbox_refused_steps` as above.
+#: 'invalid' and 'step' spelt as literals, for `ix_outbox_refused_steps` as above.
 INVALID_LITERAL: ColumnClause[str] = literal_column(f"'{State.INVALID.value}'")
+STEP_LITERAL: ColumnClause[str] = literal_column(f"'{Kind.STEP.value}'")
 _REFUSED_STEP = (literal_column("state") == INVALID_LITERAL) & (
-    literal_column("kind") == literal_column(f"'{Kind.STEP.value}'")
+    literal_column("kind") == STEP_LITERAL
 )
 
 outbox = Table(

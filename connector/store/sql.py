@@ -250,11 +250,7 @@ def _plan(conn: Connection, items: Sequence[Mapped], *, now: float, force: bool)
     planner = ingest.Planner(existing.look_up(conn, items), now=now, force=force)
     for item in items:
         planner.add(item)
-    plan = planner.plan
-    if plan.fixed:  # only those with steps refused, maybe for their header's sake
-        refused = existing.records_with_refused_steps(conn, plan.fixed)
-        plan.fixed = {ref: number for ref, number in plan.fixed.items() if ref in refused}
-    return plan
+    return planner.plan
 
 
 def _save_cursor(conn: Connection, stream: str, cursor: Cursor, now: float) -> None:
