@@ -35,6 +35,8 @@ _GONE = State.SUPERSEDED.value
 
 #: (kind, source_ref) of an invalid row: source references are only unique within a kind.
 RefKey = tuple[Kind, str]
+#: A stored row as `_rows` reads it: id, key, source_ref, state, hash, message, dossier_ref.
+_Found = Row[int, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class Seen:
     known_hash: dict[str, str] = field(default_factory=dict)  # dossier -> acked hash
     live_steps: set[str] = field(default_factory=set)  # step keys queued or sent (or purged)
     pending_steps: set[str] = field(default_factory=set)  # step keys still waiting to go
+    #: step key -> the dossier records of the pending steps holding it (when named)
+    pending_records: dict[str, set[str]] = field(default_factory=dict)
     pending_headers: dict[str, list[int]] = field(default_factory=dict)  # key -> row ids
     invalid_by_ref: dict[RefKey, dict[int, str]] = field(default_factory=dict)  # id -> reason
     owner: dict[str, str] = field(default_factory=dict)  # MaHoSo -> first source_ref queued
@@ -62,19 +66,25 @@ class Seen:
     #: MaHoSo not yet claimed -> its pending steps that name their dossier record
     unclaimed_steps: dict[str, list[Unclaimed]] = field(default_factory=dict)
 
-    def add(self, kind: Kind, row: Row[int, str, str, str, str, str]) -> None:
-        row_id, key, ref, state, digest, message = row
+    def add(self, kind: Kind, row: _Found) -> None:
+        row_id, key, ref, state, digest, message, record = row
         if state == _INVALID:
             self.invalid_by_ref.setdefault((kind, ref), {})[row_id] = message
         elif kind is Kind.STEP:
             self.live_steps.add(key)
             if state == _PENDING:
-                self.pending_steps.add(key)
+                self.queue_step(key, record)
         else:
             self.header_hash[key] = digest
             self.claim(key, ref)
             if state == _PENDING:
                 self.pending_headers.setdefault(key, []).append(row_id)
+
+    def queue_step(self, key: str, record: str) -> None:
+        """Record that a step with `key` of dossier record `record` ('' when unnamed) waits."""
+        self.pending_steps.add(key)
+        if record:
+            self.pending_records.setdefault(key, set()).add(record)
 
     def claim(self, dossier: str, ref: str) -> None:
         """Record that `ref` queued a header under `dossier`; the first claim of each stands."""
@@ -158,9 +168,6 @@ def purged_steps(conn: Connection, steps: Sequence[Mapped]) -> set[str]:
     return {i.key for i in steps if i.dossier in kept and step_digest(i.key) in kept[i.dossier]}
 
 
-_Found = Row[int, str, str, str, str, str]
-
-
 #: Per chunk of items: the keys and the source references to look up.
 _Identities = list[tuple[set[str], set[str]]]
 
@@ -196,6 +203,7 @@ def _rows(conn: Connection, kind: Kind, keys: set[str], refs: set[str]) -> list[
         outbox.c.state,
         outbox.c.content_hash,
         outbox.c.last_message,
+        outbox.c.dossier_ref,
     )
     alive = (outbox.c.kind == kind.value, outbox.c.state != _GONE)
     by_key = select(*columns).where(*alive, among(conn, outbox.c.key, sorted(keys)))

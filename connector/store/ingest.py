@@ -162,12 +162,23 @@ class Planner:
     def _step(self, item: Mapped) -> None:
         # Forced (a resync) re-sends a step already sent, never one still waiting to go.
         queued = self.seen.pending_steps if self.force else self.seen.live_steps
-        if item.key in queued:
+        if item.key in queued and not self._another_records(item):
             self.plan.unchanged += 1
             return
         self.seen.live_steps.add(item.key)
-        self.seen.pending_steps.add(item.key)
+        self.seen.queue_step(item.key, item.dossier_ref)
         self._queue(new_row(item, State.PENDING, now=self.now))
+
+    def _another_records(self, step: Mapped) -> bool:
+        """Whether the step waiting with this key is another dossier record's.
+
+        A step's key is the portal's identity (MaHoSo, time, status), so two records on one
+        number can queue steps with the same key before either claims it. Each is queued:
+        the first claim then refuses the other record's (`_first_claim`) and keeps its own,
+        which would otherwise never be sent, having been taken as the other.
+        """
+        records = self.seen.pending_records.get(step.key)
+        return bool(step.dossier_ref and records and step.dossier_ref not in records)
 
     def _invalid(self, item: Mapped) -> None:
         reason = item.reason()

@@ -200,19 +200,25 @@ def _add(corpus: Corpus, table: str, row: dict[str, Any]) -> None:
     _local(corpus, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *row.values())
 
 
-def test_two_records_on_one_number_before_either_is_valid(app: App, corpus: Corpus) -> None:
+@pytest.mark.parametrize("same_moment", [False, True], ids=["apart", "same moment"])
+def test_two_records_on_one_number_before_either_is_valid(
+    app: App, corpus: Corpus, same_moment: bool
+) -> None:
     """Two local records share a number while neither header is valid yet: their steps
     wait, as nobody can tell whose the number is. The first record fixed claims it, and
     the other record's waiting step becomes a dead letter naming both, instead of being
     added to the claimer's dossier. When that record gets a number of its own, the next
-    pull queues its header and reads its step again under the new number."""
+    pull queues its header and reads its step again under the new number. A dossier
+    submitted twice gives both records a step at the same moment with the same status,
+    one step for the portal: each record's is still decided on its own."""
     app.pull_job().run()
     shared, own = f"{AGENCY}-261127-8001", f"{AGENCY}-261127-8003"
     for n, stamp in ((8001, "02"), (8002, "03")):
         changed = f"2026-11-28T00:00:{stamp}.000000Z"
         dossier = {**GOOD_DOSSIER, "procedure_code": None, "modified_at": changed}
         _add(corpus, "dossiers", {"id": n, "dossier_no": shared, **dossier})
-        step = {**GOOD_STEP, "action_at": f"2026-11-27 10:00:{stamp}", "modified_at": changed}
+        at = f"2026-11-27 10:00:{'02' if same_moment else stamp}"
+        step = {**GOOD_STEP, "action_at": at, "modified_at": changed}
         _add(corpus, "steps", {"id": n, "dossier_id": n, **step})
     app.pull_job().run()
     pending = _by_ref(app, State.PENDING)

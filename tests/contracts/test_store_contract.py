@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -501,6 +502,28 @@ def test_steps_queued_before_any_claim_follow_the_first_record_to_claim(store: S
     # Read again unchanged, the refused step stays one dead letter with the same reason.
     again = store.ingest("steps", [step_of("dossiers:2", "D1", "t2")], None, now=T0 + 4)
     assert (again.queued, again.unchanged, again.invalid) == (0, 1, 0)
+
+
+def test_two_records_steps_with_one_key_are_each_decided_by_the_first_claim(
+    store: Store,
+) -> None:
+    """Before any record claims their number, two records' steps with the same time and
+    status share the portal's step key. Each is queued, so the first claim can tell them
+    apart: the claimer's step is sent and the other record's is a dead letter. Taken as
+    one step, the claimer's would have been refused with the other's and never sent."""
+    bad = [broken(owned("D1", "dossiers:1")), broken(owned("D1", "dossiers:2"))]
+    store.ingest("dossiers", bad, None, now=T0)
+    others = replace(step_of("dossiers:2", "D1", "t1"), source_ref="steps:2")
+    own = replace(step_of("dossiers:1", "D1", "t1"), source_ref="steps:1")
+    assert store.ingest("steps", [others], None, now=T0 + 1).queued == 1
+    result = store.ingest("steps", [own, others], None, now=T0 + 2)
+    assert (result.queued, result.unchanged) == (1, 1)
+    result = store.ingest("dossiers", [owned("D1", "dossiers:1", "2")], None, now=T0 + 3)
+    assert [ref for ref, _, _ in result.withdrawn] == ["steps:2"]
+    acknowledge(store, Kind.HEADER, now=T0 + 4)
+    sent = acknowledge(store, Kind.STEP, now=T0 + 4)
+    assert [i.source_ref for i in store.items(limit=100) if i.id in sent] == ["steps:1"]
+    assert [ref for ref, _, _ in dead(store) if ref.startswith("steps:")] == ["steps:2"]
 
 
 def test_valid_header_retires_only_its_own_record_s_dead_letter(store: Store) -> None:
