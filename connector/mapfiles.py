@@ -110,7 +110,12 @@ def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
     found: list[str] = []
     for name, spec in compile_streams(streams).items():
         if spec.select is None:
-            found.append(f"warning: streams.{name}: no 'select', so this stream cannot be resynced")
+            can = (
+                "can be resynced only by dossier"
+                if spec.select_dossier is not None
+                else "cannot be resynced"
+            )
+            found.append(f"warning: streams.{name}: no 'select', so this stream {can}")
             continue
         unbound = spec.unbound(set(SELECTION_PARAMS))
         if unbound:

@@ -75,9 +75,13 @@ class SqlSource:
 
         The query is checked when this is called, before anything is read: a resync opens
         every stream's selection first, so a stream that cannot be narrowed as asked stops
-        it before any record is queued.
+        it before any record is queued. One dossier alone is read by `select_dossier` when
+        the stream has one: a retry or a re-read then costs an index search, not a scan.
         """
         spec = self._spec(stream)
+        if spec.select_dossier is not None and _one_dossier(selection):
+            one = {"dossier": selection.dossier, "limit": batch}
+            return self._pages(spec, spec.select_dossier, one, batch)
         if spec.select is None:
             raise MappingError(f"streams.{stream}: 'select' is missing")
         params = self._selection_params(spec, selection)
@@ -238,3 +242,8 @@ def _value(spec: StreamSpec, record: Record, column: str) -> Any:
 
 def _cursor_of(spec: StreamSpec, record: Record) -> Cursor:
     return tuple(_value(spec, record, column) for column in spec.cursor)
+
+
+def _one_dossier(selection: Selection) -> bool:
+    """Whether `selection` asks for one dossier and nothing else."""
+    return selection.dossier is not None and selection == Selection(dossier=selection.dossier)

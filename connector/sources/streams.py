@@ -1,8 +1,9 @@
 """The `[streams]` section of a mapping file, checked and compiled once at start.
 
 A stream says how to read one kind of record from a local database: the incremental `pull`
-query and its cursor columns, the `select` query for operator resyncs, and child queries
-whose rows are attached to each parent record. Nothing here knows a table or column name.
+query and its cursor columns, the `select` query for operator resyncs (and optionally
+`select_dossier`, the same for one dossier by an index), and child queries whose rows are
+attached to each parent record. Nothing here knows a table or column name.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SELECTION_PARAMS = (
 #: What every `select` query must bind: its keyset pagination. Without `:after` a resync
 #: would read its first page for ever; without `:limit`, the whole selection at once.
 PAGING_PARAMS = ("after", "limit")
+#: What a `select_dossier` query binds: the one dossier's number and the paging.
+DOSSIER_PARAMS = ("dossier", *PAGING_PARAMS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +54,9 @@ class StreamSpec:
     select: TextClause | None
     children: tuple[ChildSpec, ...]
     select_params: frozenset[str] = frozenset()  # the parameters `select` binds
+    #: One dossier's records (`:dossier`): what a resync, retry or re-read of one dossier
+    #: runs instead of `select`, whose `:dossier IS NULL OR …` no index can serve.
+    select_dossier: TextClause | None = None
     # How :changed_since / :changed_until are written: a change stamp is often kept in
     # another form and zone (UTC, say) than the business dates :since / :until compare to.
     changed_time_format: str = DEFAULT_TIME_FORMAT
@@ -95,6 +101,7 @@ def _stream(name: str, raw: Mapping[str, Any]) -> StreamSpec:
     if len(start) != len(cursor):
         raise MappingError(f"{where}: 'start' must have one value per 'cursor' column")
     select = _select(where, raw.get("select"))
+    select_dossier = _select_dossier(where, raw.get("select_dossier"))
     time_format = str(raw.get("time_format", DEFAULT_TIME_FORMAT))
     return StreamSpec(
         name=name,
@@ -106,6 +113,7 @@ def _stream(name: str, raw: Mapping[str, Any]) -> StreamSpec:
         select=select,
         children=_children(where, raw.get("children", {})),
         select_params=frozenset() if select is None else frozenset(select.compile().params),
+        select_dossier=select_dossier,
         changed_time_format=str(raw.get("changed_time_format", time_format)),
         changed_timezone=_zone(where, raw.get("changed_timezone")),
     )
@@ -133,6 +141,22 @@ def _select(where: str, raw: Any) -> TextClause | None:
         raise MappingError(
             f"{where}.select: must page with :after and :limit (`WHERE <key> > :after ... "
             f"ORDER BY <key> LIMIT :limit`); {' and '.join(missing)} not used"
+        )
+    return query
+
+
+def _select_dossier(where: str, raw: Any) -> TextClause | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise MappingError(f"{where}: 'select_dossier' must be a string")
+    query = text(raw)
+    missing = [f":{name}" for name in DOSSIER_PARAMS if name not in query.compile().params]
+    if missing:
+        raise MappingError(
+            f"{where}.select_dossier: must select by :dossier and page with :after and "
+            f":limit (`WHERE d.dossier_no = :dossier AND <key> > :after ... ORDER BY <key> "
+            f"LIMIT :limit`); {' and '.join(missing)} not used"
         )
     return query
 

@@ -54,6 +54,12 @@ WHERE d.id > :after
 ORDER BY d.id
 LIMIT :limit
 """,
+    "select_dossier": """
+SELECT d.id, d.dossier_no FROM onestop.dossiers d
+WHERE d.dossier_no = :dossier AND d.id > :after
+ORDER BY d.id
+LIMIT :limit
+""",
 }
 
 
@@ -153,6 +159,8 @@ def test_every_selection_narrows_with_parameters_cast_to_their_columns(
     """Dates without a zone are Vietnam wall time (received_at); aware times are converted;
     change times are written in UTC for the timestamptz column."""
     assert _selected(source, Selection(dossier="000.00.01.H26-260101-0042")) == [42]
+    one = Selection(dossier="000.00.01.H26-260101-0042", agency="elsewhere")  # by `select`
+    assert _selected(source, one) == []
     both = Selection(agency="HN-B", procedure="HN-HT-02")
     assert _selected(source, both) == list(range(6, 61, 6))
     received = Selection(since=datetime(2026, 1, 11), until=datetime(2026, 1, 14, 8, 0))

@@ -157,6 +157,101 @@ def test_select_by_when_records_changed(source: SqlSource, db_path: Path) -> Non
     assert _select(source, utc) == []  # after the stamp, to the microsecond
 
 
+def _statements(source: SqlSource) -> list[tuple[str, Any]]:
+    """The statements `source` sends from now on, with their parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(source._engine, "before_cursor_execute", seen)
+    return sent
+
+
+def _plan(db_path: Path, statement: str, parameters: Any) -> str:
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        return " | ".join(row[3] for row in rows)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("stream", ["dossiers", "steps"])
+def test_one_dossier_is_read_by_select_dossier_through_indexes(
+    streams: dict[str, Any], db_path: Path, stream: str
+) -> None:
+    """A retry, a re-read or a resync of one dossier runs the stream's `select_dossier`,
+    which searches the dossier number's index: `select`'s `:dossier IS NULL OR …` makes
+    the database read the whole table for it. Both give the same records, page by page."""
+    (number,) = _sql(db_path, "SELECT dossier_no FROM dossiers WHERE id = 42")[0]
+    general = copy.deepcopy(streams)
+    for spec in general.values():
+        del spec["select_dossier"]
+    indexed = SqlSource(f"sqlite:///{db_path}", streams)
+    scanning = SqlSource(f"sqlite:///{db_path}", general)
+    try:
+        sent = _statements(indexed)
+        pages = list(indexed.select(stream, Selection(dossier=number), 2))
+        expected = list(scanning.select(stream, Selection(dossier=number), 2))
+    finally:
+        indexed.close()
+        scanning.close()
+    assert pages == expected and sum(map(len, pages)) >= (1 if stream == "dossiers" else 2)
+    statement, parameters = sent[0]
+    assert "IS NULL" not in statement and parameters["dossier"] == number
+    plan = _plan(db_path, statement, parameters)
+    assert "SCAN" not in plan and "(dossier_no=?" in plan, plan
+
+
+def test_a_narrower_selection_than_one_dossier_runs_select(
+    source: SqlSource, db_path: Path
+) -> None:
+    """A dossier with an agency (or any other condition) is `select`'s, which binds them
+    all: `select_dossier` would ignore the agency."""
+    number, agency = _sql(db_path, "SELECT dossier_no, agency_code FROM dossiers WHERE id = 42")[0]
+    sent = _statements(source)
+    assert [r["id"] for r in _select(source, Selection(dossier=number, agency=agency))] == [42]
+    assert _select(source, Selection(dossier=number, agency="elsewhere")) == []
+    selects = [statement for statement, _ in sent if "LIMIT" in statement]  # not children
+    assert len(selects) == 2 and all("IS NULL" in statement for statement in selects)
+
+
+def test_select_dossier_alone_resyncs_one_dossier_only(
+    streams: dict[str, Any], db_path: Path
+) -> None:
+    """A stream with `select_dossier` and no `select` can be resynced by dossier only."""
+    only = copy.deepcopy(streams)
+    del only["dossiers"]["select"]
+    (number,) = _sql(db_path, "SELECT dossier_no FROM dossiers WHERE id = 42")[0]
+    source = SqlSource(f"sqlite:///{db_path}", only)
+    try:
+        assert [r["id"] for r in _select(source, Selection(dossier=number))] == [42]
+        with pytest.raises(MappingError, match=r"streams\.dossiers: 'select' is missing"):
+            source.select("dossiers", Selection(agency="HN-01"), 10)
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize(
+    ("old", "missing"), [("d.dossier_no = :dossier AND ", ":dossier"), ("d.id > :after", ":after")]
+)
+def test_a_select_dossier_must_bind_the_dossier_and_page(
+    streams: dict[str, Any], old: str, missing: str
+) -> None:
+    """Without :dossier it would read every dossier as if it were the one asked for."""
+    broken = copy.deepcopy(streams)
+    query = broken["dossiers"]["select_dossier"]
+    assert old in query
+    broken["dossiers"]["select_dossier"] = query.replace(
+        old, "1=1 AND " if missing == ":dossier" else "1=1"
+    )
+    with pytest.raises(
+        MappingError, match=rf"streams\.dossiers\.select_dossier: .*{missing} not used"
+    ):
+        SqlSource("sqlite://", broken)
+
+
 def test_a_selection_the_query_cannot_narrow_is_refused_before_reading(
     streams: dict[str, Any], db_path: Path
 ) -> None:
