@@ -100,8 +100,8 @@ def _stream(name: str, raw: Mapping[str, Any]) -> StreamSpec:
     start = tuple(_required(where, raw, "start", list))
     if len(start) != len(cursor):
         raise MappingError(f"{where}: 'start' must have one value per 'cursor' column")
-    select = _select(where, raw.get("select"))
-    select_dossier = _select_dossier(where, raw.get("select_dossier"))
+    select = _paged(where, "select", raw.get("select"))
+    select_dossier = _paged(where, "select_dossier", raw.get("select_dossier"))
     time_format = str(raw.get("time_format", DEFAULT_TIME_FORMAT))
     return StreamSpec(
         name=name,
@@ -130,33 +130,32 @@ def _zone(where: str, raw: Any) -> ZoneInfo | None:
         ) from None
 
 
-def _select(where: str, raw: Any) -> TextClause | None:
+#: What each selecting query must bind, and how it is written when it does.
+_PAGED = {
+    "select": (PAGING_PARAMS, "page with :after and :limit (`WHERE <key> > :after ... "),
+    "select_dossier": (
+        DOSSIER_PARAMS,
+        "select by :dossier and page with :after and :limit (`WHERE d.dossier_no = "
+        ":dossier AND <key> > :after ... ",
+    ),
+}
+
+
+def _paged(where: str, name: str, raw: Any) -> TextClause | None:
+    """The `select` or `select_dossier` query, refused when it does not bind what it must:
+    without paging a resync would read its first page for ever, and a `select_dossier`
+    without :dossier would read every dossier as the one asked for."""
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise MappingError(f"{where}: 'select' must be a string")
+        raise MappingError(f"{where}: '{name}' must be a string")
     query = text(raw)
-    missing = [f":{name}" for name in PAGING_PARAMS if name not in query.compile().params]
+    needed, how = _PAGED[name]
+    missing = [f":{param}" for param in needed if param not in query.compile().params]
     if missing:
         raise MappingError(
-            f"{where}.select: must page with :after and :limit (`WHERE <key> > :after ... "
-            f"ORDER BY <key> LIMIT :limit`); {' and '.join(missing)} not used"
-        )
-    return query
-
-
-def _select_dossier(where: str, raw: Any) -> TextClause | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise MappingError(f"{where}: 'select_dossier' must be a string")
-    query = text(raw)
-    missing = [f":{name}" for name in DOSSIER_PARAMS if name not in query.compile().params]
-    if missing:
-        raise MappingError(
-            f"{where}.select_dossier: must select by :dossier and page with :after and "
-            f":limit (`WHERE d.dossier_no = :dossier AND <key> > :after ... ORDER BY <key> "
-            f"LIMIT :limit`); {' and '.join(missing)} not used"
+            f"{where}.{name}: must {how}ORDER BY <key> LIMIT :limit`); "
+            f"{' and '.join(missing)} not used"
         )
     return query
 
