@@ -147,10 +147,11 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
         config = procs.write_config(source, drain_tuning, name="config-drain.toml")
         drain = drain_phase(procs, config, source, cloner, args.drain_dossiers, args.outage_seconds)
         say(drain.describe(args.drain_rate))
-    ratio = result.dossiers_per_s / baseline_rate if baseline_rate else 0.0
+    # Without the baseline phase there is no ratio to give: "n/a", never a made-up 0.0.
+    ratio = f"{result.dossiers_per_s / baseline_rate:.1f}" if baseline_rate else "n/a"
     say(
         f"dossiers_per_s={result.dossiers_per_s:.0f} steps_per_s={result.steps_per_s:.0f} "
-        f"peak_rss_mb={result.peak_rss_kb / 1024:.1f} ratio_vs_per_dossier={ratio:.1f}"
+        f"peak_rss_mb={result.peak_rss_kb / 1024:.1f} ratio_vs_per_dossier={ratio}"
     )
     return 0
 
