@@ -54,8 +54,8 @@ class StreamSpec:
     select: TextClause | None
     children: tuple[ChildSpec, ...]
     select_params: frozenset[str] = frozenset()  # the parameters `select` binds
-    #: One dossier's records (`:dossier`): what a resync, retry or re-read of one dossier
-    #: runs instead of `select`, whose `:dossier IS NULL OR …` no index can serve.
+    #: One dossier's records (`:dossier`): what a resync, retry, trace or re-read of one
+    #: dossier runs instead of `select`, whose `:dossier IS NULL OR …` no index can serve.
     select_dossier: TextClause | None = None
     # How :changed_since / :changed_until are written: a change stamp is often kept in
     # another form and zone (UTC, say) than the business dates :since / :until compare to.
