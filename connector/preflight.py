@@ -2,6 +2,7 @@
 
 Meant for the first start and after every change of configuration, secrets, network or
 certificates: the mapping is loaded, each stream's pull query is run for one record, the
+one-dossier query (`select_dossier`, or `select`) is run for that record's dossier, the
 state store is opened and read (a new one is created, as the daemon would), and the
 portal is logged in to. Nothing is queued or sent. Every part is tried even when an earlier
 one fails, so one run names every problem.
@@ -16,8 +17,9 @@ from functools import partial
 
 from connector.app import App
 from connector.core.masking import scrub_text
-from connector.errors import ConnectorError, PortalRefused, PortalTransient
+from connector.errors import ConnectorError, MappingError, PortalRefused, PortalTransient
 from connector.mapfiles import check_mapping
+from connector.ports import Selection
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +69,23 @@ def _mapping(app: App) -> str:
 
 
 def _stream(app: App, *, stream: str) -> str:
+    """The pull query, then the query reading its first record's dossier alone: what a
+    retry, a trace, a resync of one dossier and the pull's re-reads run."""
     page = app.source.pull(stream, None, 1)
-    return "the pull query runs" + ("" if page.records else " (no records yet)")
+    if not page.records:
+        return "the pull query runs (no records yet)"
+    mapping = app.mapping
+    if stream not in (mapping.dossier_stream, mapping.step_stream):
+        return "the pull query runs"
+    number = mapping.map(stream, page.records[0]).dossier
+    if not number:
+        return "the pull query runs (its first record has no dossier number)"
+    try:
+        pages = app.source.select(stream, Selection(dossier=number), 1)
+    except MappingError:  # no select: `mapping check` warns, the daemon goes on without
+        return "the pull query runs; no query reads one dossier (see `connector mapping check`)"
+    next(iter(pages), None)
+    return "the pull query and the one-dossier query run"
 
 
 def _store(app: App) -> str:

@@ -423,6 +423,7 @@ def test_check_tries_every_part_and_sends_nothing(stack: Stack) -> None:
     assert "ready: every part answered" in result.stdout
     for part in ("mapping", "local system: dossiers", "local system: steps", "state store"):
         assert part in result.stdout
+    assert result.stdout.count("one-dossier") == 2, result.stdout
     assert "logged in as demo" in result.stdout
     stats = stack.stats()
     assert (stats["dossiers"], stats["steps"], stats["logins"]) == (0, 0, 1)
@@ -445,6 +446,27 @@ def test_check_names_every_part_that_fails(stack: Stack) -> None:
     assert "unable to open database file" in found["local system: dossiers"]["detail"]
     assert found["portal"]["detail"].startswith("refused: ")
     assert stack.password not in result.stdout + result.stderr
+
+
+def test_check_runs_the_query_that_reads_one_dossier(stack: Stack) -> None:
+    """A broken `select_dossier` would fail only when an operator retries, traces or
+    resyncs a dossier, or when the pull reads a fixed record's steps again: `check` runs it
+    for the first record's dossier and names the stream and the database's reason."""
+    stack.start_sandbox()
+    mapping_dir = stack.tmp / "mappings"
+    shutil.copytree(stack.mapping.parent, mapping_dir)
+    mapping = mapping_dir / "demo.toml"
+    text = mapping.read_text(encoding="utf-8")
+    good = "WHERE d.dossier_no = :dossier AND s.id > :after"
+    assert text.count(good) == 1
+    mapping.write_text(text.replace(good, good.replace("d.dossier_no", "d.dossier_number")))
+    stack.mapping = mapping
+    stack.write_config()
+    result = stack.cli("check", "--json", "--config", str(stack.config), check=False)
+    assert result.returncode == 1
+    assert "1 part(s) failed: local system: steps" in result.stderr
+    found = {f["part"]: f for f in map(json.loads, result.stdout.splitlines())}
+    assert "no such column: d.dossier_number" in found["local system: steps"]["detail"]
 
 
 def test_bad_config_names_the_key(stack: Stack) -> None:
