@@ -106,7 +106,8 @@ def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]
 
 def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Selection parameters a stream's `select` does not use: a resync asking for them is
-    refused at run time; better to learn it here."""
+    refused at run time; better to learn it here. And a stream without `select_dossier`,
+    whose every look at one dossier reads the whole `select`."""
     found: list[str] = []
     for name, spec in compile_streams(streams).items():
         if spec.select is None:
@@ -123,6 +124,12 @@ def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
             found.append(
                 f"warning: streams.{name}.select does not use {names}: a resync selecting "
                 "by them is refused (see mappings/README.md)"
+            )
+        if spec.select_dossier is None:
+            found.append(
+                f"warning: streams.{name}: no 'select_dossier', so a retry, a trace, a "
+                "resync of one dossier and the pull's re-reads run 'select' for one "
+                "dossier, which reads the whole table (see mappings/README.md)"
             )
     return found
 

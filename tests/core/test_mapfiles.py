@@ -136,6 +136,21 @@ def test_check_warns_about_selections_a_stream_cannot_make(mapping_dir: Path) ->
     ]
 
 
+def test_check_warns_when_one_dossier_is_read_by_select(mapping_dir: Path) -> None:
+    """Without `select_dossier` a stream still loads, and every look at one dossier runs
+    `select`, which reads the whole table: the check says so."""
+    path = mapping_dir / "demo.toml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('select_dossier = """', text.index("[streams.steps]"))
+    end = text.index('"""', start + len('select_dossier = """')) + 3
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    assert check_mapping(path) == [
+        "warning: streams.steps: no 'select_dossier', so a retry, a trace, a resync of one "
+        "dossier and the pull's re-reads run 'select' for one dossier, which reads the "
+        "whole table (see mappings/README.md)"
+    ]
+
+
 def test_check_warns_when_steps_do_not_name_their_dossier_record(mapping_dir: Path) -> None:
     """A mapping without `[step] dossier_record` loads, with a warning saying what it risks."""
     path = mapping_dir / "demo.toml"
