@@ -130,13 +130,16 @@ def _zone(where: str, raw: Any) -> ZoneInfo | None:
         ) from None
 
 
-#: What each selecting query must bind, and how it is written when it does.
+#: What each selecting query must bind, and how it reads when it does.
 _PAGED = {
-    "select": (PAGING_PARAMS, "page with :after and :limit (`WHERE <key> > :after ... "),
+    "select": (
+        PAGING_PARAMS,
+        "page with :after and :limit (`WHERE <key> > :after ... ORDER BY <key> LIMIT :limit`)",
+    ),
     "select_dossier": (
         DOSSIER_PARAMS,
-        "select by :dossier and page with :after and :limit (`WHERE d.dossier_no = "
-        ":dossier AND <key> > :after ... ",
+        "select by :dossier and page with :after and :limit (`WHERE d.dossier_no = :dossier "
+        "AND <key> > :after ... ORDER BY <key> LIMIT :limit`)",
     ),
 }
 
@@ -150,13 +153,10 @@ def _paged(where: str, name: str, raw: Any) -> TextClause | None:
     if not isinstance(raw, str):
         raise MappingError(f"{where}: '{name}' must be a string")
     query = text(raw)
-    needed, how = _PAGED[name]
+    needed, form = _PAGED[name]
     missing = [f":{param}" for param in needed if param not in query.compile().params]
     if missing:
-        raise MappingError(
-            f"{where}.{name}: must {how}ORDER BY <key> LIMIT :limit`); "
-            f"{' and '.join(missing)} not used"
-        )
+        raise MappingError(f"{where}.{name}: must {form}; {' and '.join(missing)} not used")
     return query
 
 
