@@ -85,3 +85,31 @@ def test_store_floor_benchmark_runs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert re.match(r"^floor_per_item_ms=\d+\.\d+ floor_per_dossier_ms=\d+\.\d+ ratio=", last)
+
+
+def test_stages_benchmark_runs(tmp_path: Path) -> None:
+    """A small run of `bench/stages.py`: every valid item pulled, pushed to the sandbox and
+    acknowledged (the script checks), and each stage's CPU time on the last line."""
+    args = ["--dossiers", "300", "--template-dossiers", "200", "--workdir", str(tmp_path / "s")]
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "stages.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # its sandbox can be stopped with it
+    )
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
+    stages = ["source", "mapping", "plan", "write", "claim", "settle", "audit", "rest", "job"]
+    stages.append("total")
+    found = re.match(" ".join(rf"{s}_ms=(\d+\.\d+)" for s in stages) + "$", lines[-1])
+    assert found, lines[-1]
+    assert all(float(value) > 0 for value in found.groups()), lines[-1]
+    assert re.match(r"^\d+ valid dossiers of 300, \d+ items sent$", lines[-4]), lines
