@@ -28,21 +28,8 @@ def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Pa
         "--drain-dossiers", "100", "--drain-rate", "500", "--timeout", "240",
         "--workdir", str(tmp_path / "bench"),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "backfill.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        start_new_session=True,  # its sandbox and daemon can be stopped with it
-    )
-    try:
-        out, err = proc.communicate(timeout=420)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == 0, out + err
+    code, out, err = _run_with_servers("backfill.py", args, tmp_path, timeout=420)
+    assert code == 0, out + err
     lines = out.strip().splitlines()
     assert LAST_LINE.match(lines[-1]), lines[-1]
     assert "{'duplicate_steps': 0, 'headers_applied_twice': 0}" in out
@@ -50,6 +37,28 @@ def test_backfill_benchmark_runs_every_phase_and_prints_its_figures(tmp_path: Pa
     assert any(line.startswith("outage of 1 s") for line in lines)
     assert any("the sandbox portal used" in line for line in lines)
     _check_storage(tmp_path / "bench" / "state.db")
+
+
+def _run_with_servers(
+    script: str, args: list[str], cwd: Path, *, timeout: float
+) -> tuple[int, str, str]:
+    """Run a benchmark script that starts the sandbox (and maybe a daemon): in a session of
+    its own, so that on a timeout it is killed with every process it started."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    return proc.returncode, out, err
 
 
 def _check_storage(state: Path) -> None:
@@ -91,21 +100,8 @@ def test_stages_benchmark_runs(tmp_path: Path) -> None:
     """A small run of `bench/stages.py`: every valid item pulled, pushed to the sandbox and
     acknowledged (the script checks), and each stage's CPU time on the last line."""
     args = ["--dossiers", "300", "--template-dossiers", "200", "--workdir", str(tmp_path / "s")]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "stages.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        start_new_session=True,  # its sandbox can be stopped with it
-    )
-    try:
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == 0, err
+    code, out, err = _run_with_servers("stages.py", args, tmp_path, timeout=180)
+    assert code == 0, err
     lines = out.strip().splitlines()
     stages = ["source", "mapping", "plan", "write", "claim", "settle", "audit", "rest", "job"]
     stages.append("total")
