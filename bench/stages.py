@@ -14,7 +14,7 @@ stages run one after the other in this process, so each one's CPU time is its ow
   verdicts, metrics, the event loop and the worker thread).
 
 Unlike the daemon, nothing overlaps: the pull ends before the push starts, and there is no
-scheduler or status server. The sum is therefore a little below `backfill.py`'s figure.
+scheduler or status server. The sum is therefore below `backfill.py`'s figure.
 
     python bench/stages.py --dossiers 20000
 

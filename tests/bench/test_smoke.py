@@ -103,8 +103,9 @@ def test_stages_benchmark_runs(tmp_path: Path) -> None:
     code, out, err = _run_with_servers("stages.py", args, tmp_path, timeout=180)
     assert code == 0, err
     lines = out.strip().splitlines()
-    stages = ["source", "mapping", "plan", "write", "claim", "settle", "audit", "rest", "job"]
-    stages.append("total")
+    stages = [
+        "source", "mapping", "plan", "write", "claim", "settle", "audit", "rest", "job", "total",
+    ]  # fmt: skip
     found = re.match(" ".join(rf"{s}_ms=(\d+\.\d+)" for s in stages) + "$", lines[-1])
     assert found, lines[-1]
     assert all(float(value) > 0 for value in found.groups()), lines[-1]
