@@ -64,7 +64,7 @@ class SqlSource:
         params: dict[str, Any] = {f"c{i}": value for i, value in enumerate(cursor)}
         params["limit"] = limit
         with self._reading(spec) as conn:
-            records = _fetch(conn, spec.pull, params)
+            records = _fetch(conn, spec, "pull", spec.pull, params)
             _attach(conn, spec, records)
         if not records:
             return Page(records=[], cursor=None)
@@ -81,7 +81,7 @@ class SqlSource:
         spec = self._spec(stream)
         if spec.select_dossier is not None and _one_dossier(selection):
             one = {"dossier": selection.dossier, "limit": batch}
-            return self._pages(spec, spec.select_dossier, one, batch)
+            return self._pages(spec, "select_dossier", spec.select_dossier, one, batch)
         if spec.select is None:
             raise MappingError(f"streams.{stream}: 'select' is missing")
         params = self._selection_params(spec, selection)
@@ -93,15 +93,15 @@ class SqlSource:
                 f"the stream by it and would read all of it; add a condition such as "
                 f"`AND (:{unbound[0]} IS NULL OR ...)` (see mappings/README.md)"
             )
-        return self._pages(spec, spec.select, params | {"limit": batch}, batch)
+        return self._pages(spec, "select", spec.select, params | {"limit": batch}, batch)
 
     def _pages(
-        self, spec: StreamSpec, query: TextClause, params: dict[str, Any], batch: int
+        self, spec: StreamSpec, name: str, query: TextClause, params: dict[str, Any], batch: int
     ) -> Iterator[list[SourceRecord]]:
         after: Any = SELECT_START
         while True:
             with self._reading(spec) as conn:
-                records = _fetch(conn, query, params | {"after": after})
+                records = _fetch(conn, spec, name, query, params | {"after": after})
                 _attach(conn, spec, records)
             if records:
                 yield list[SourceRecord](records)
@@ -151,7 +151,8 @@ class SqlSource:
 
     @contextmanager
     def _reading(self, spec: StreamSpec) -> Iterator[Connection]:
-        """A connection for one read; database errors become SourceError naming the stream."""
+        """A connection for one read; database errors become SourceError naming the stream
+        (a query's own failure names the query too, see `_fetch`)."""
         try:
             with self._engine.connect() as conn:
                 yield conn
@@ -201,11 +202,23 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {scrub_text(detail.splitlines()[0] if detail else '')}"
 
 
-def _fetch(conn: Connection, query: TextClause, params: Mapping[str, Any]) -> list[Record]:
-    """The rows as dicts; one `fetchall` and plain tuples are far cheaper than row objects."""
-    result = conn.execute(query, params)
-    keys = tuple(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
+def _fetch(
+    conn: Connection, spec: StreamSpec, name: str, query: TextClause, params: Mapping[str, Any]
+) -> list[Record]:
+    """The rows as dicts; one `fetchall` and plain tuples are far cheaper than row objects.
+
+    A failure names the query's key in the mapping file (`streams.steps.select_dossier`):
+    a stream has up to a handful of queries, and the driver's message ("no such column:
+    x") does not say which one to fix.
+    """
+    try:
+        result = conn.execute(query, params)
+        keys = tuple(result.keys())
+        rows = result.fetchall()
+    except SQLAlchemyError as exc:
+        where = f"streams.{spec.name}.{name}"
+        raise SourceError(f"stream {spec.name}: {_describe(exc)} (in {where})") from exc
+    return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def _attach(conn: Connection, spec: StreamSpec, records: list[Record]) -> None:
@@ -224,7 +237,8 @@ def _child_rows(
 ) -> dict[Any, list[Record]]:
     grouped: dict[Any, list[Record]] = defaultdict(list)
     for start in range(0, len(keys), IDS_PER_QUERY):
-        for row in _fetch(conn, child.query, {"ids": keys[start : start + IDS_PER_QUERY]}):
+        ids = {"ids": keys[start : start + IDS_PER_QUERY]}
+        for row in _fetch(conn, spec, f"children.{child.name}.query", child.query, ids):
             if child.parent not in row:
                 raise MappingError(
                     f"streams.{spec.name}.children.{child.name}: query has no column "

@@ -451,7 +451,8 @@ def test_check_names_every_part_that_fails(stack: Stack) -> None:
 def test_check_runs_the_query_that_reads_one_dossier(stack: Stack) -> None:
     """A broken `select_dossier` would fail only when an operator retries, traces or
     resyncs a dossier, or when the pull reads a fixed record's steps again: `check` runs it
-    for the first record's dossier and names the stream and the database's reason."""
+    for the first record's dossier and names the stream, the query's key and the database's
+    reason."""
     stack.start_sandbox()
     mapping_dir = stack.tmp / "mappings"
     shutil.copytree(stack.mapping.parent, mapping_dir)
@@ -466,7 +467,9 @@ def test_check_runs_the_query_that_reads_one_dossier(stack: Stack) -> None:
     assert result.returncode == 1
     assert "1 part(s) failed: local system: steps" in result.stderr
     found = {f["part"]: f for f in map(json.loads, result.stdout.splitlines())}
-    assert "no such column: d.dossier_number" in found["local system: steps"]["detail"]
+    detail = found["local system: steps"]["detail"]
+    assert "no such column: d.dossier_number" in detail
+    assert detail.endswith("(in streams.steps.select_dossier)")
 
 
 def test_bad_config_names_the_key(stack: Stack) -> None:

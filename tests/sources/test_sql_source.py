@@ -329,6 +329,41 @@ def test_database_errors_become_source_errors(source: SqlSource, db_path: Path) 
         source.pull("steps", None, 10)
 
 
+@pytest.mark.parametrize(
+    ("key", "read"),
+    [
+        ("pull", lambda source, number: source.pull("dossiers", None, 10)),
+        ("select", lambda source, number: list(source.select("dossiers", Selection(), 10))),
+        (
+            "select_dossier",
+            lambda source, number: list(source.select("dossiers", Selection(dossier=number), 10)),
+        ),
+        ("children.files.query", lambda source, number: source.pull("dossiers", None, 10)),
+    ],
+)
+def test_a_failing_query_is_named_by_its_key(
+    streams: dict[str, Any], db_path: Path, key: str, read: Any
+) -> None:
+    """A stream runs up to a handful of queries, and the driver's reason ("no such column")
+    does not say which one to fix: the error names its key in the mapping file."""
+    broken = copy.deepcopy(streams)
+    *parents, last = ["dossiers", *key.split(".")]
+    table = broken
+    for name in parents:
+        table = table[name]
+    assert "d.id" in table[last] or "dossier_id" in table[last]
+    table[last] = table[last].replace("SELECT ", "SELECT no_such_column, ", 1)
+    (number,) = _sql(db_path, "SELECT dossier_no FROM dossiers WHERE id = 42")[0]
+    source = SqlSource(f"sqlite:///{db_path}", broken)
+    try:
+        with pytest.raises(SourceError) as caught:
+            read(source, number)
+    finally:
+        source.close()
+    assert str(caught.value).startswith("stream dossiers: OperationalError: no such column")
+    assert str(caught.value).endswith(f"(in streams.dossiers.{key})")
+
+
 def test_error_message_never_carries_the_password(tmp_path: Path, streams: dict[str, Any]) -> None:
     """A password given for SQLite is ignored and never appears in error messages."""
     source = SqlSource(f"sqlite:///{tmp_path / 'empty.db'}", streams, password="s3cr3t-pw")
