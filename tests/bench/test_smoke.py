@@ -110,3 +110,18 @@ def test_stages_benchmark_runs(tmp_path: Path) -> None:
     assert found, lines[-1]
     assert all(float(value) > 0 for value in found.groups()), lines[-1]
     assert re.match(r"^\d+ valid dossiers of 300, \d+ items sent$", lines[-4]), lines
+
+
+def test_lean_benchmark_runs(tmp_path: Path) -> None:
+    """A small run of `bench/lean.py`, the one-row-per-dossier prototype: every valid item
+    held by the sandbox once (the script checks), and each stage's CPU time on the last line."""
+    args = ["--dossiers", "300", "--template-dossiers", "200", "--workdir", str(tmp_path / "l")]
+    code, out, err = _run_with_servers("lean.py", args, tmp_path, timeout=180)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    stages = ["source", "mapping", "store_pull", "claim", "settle", "rest", "job", "total"]
+    found = re.match(" ".join(rf"{s}_ms=(\d+\.\d+)" for s in stages) + "$", lines[-1])
+    assert found, lines[-1]
+    assert all(float(value) > 0 for value in found.groups()), lines[-1]
+    summary = r"^\d+ valid dossiers of 300, \d+ invalid items, \d+ items sent$"
+    assert re.match(summary, lines[-9]), lines
