@@ -52,13 +52,8 @@ Prints CPU ms per dossier for each stage; the last line has them all.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -88,15 +83,15 @@ from sqlalchemy import (
     update,
 )
 
+from bench.inprocess import Bench, options, set_up
 from bench.measure import duplicates, held
-from bench.procs import Processes, Tuning
-from bench.synth import Generated, generate
+from bench.procs import Processes
+from bench.synth import Generated
 from connector.app import App
 from connector.core.hashing import canonical_json, digest
 from connector.core.records import BatchReply, Encoded, Mapped, OutcomeStatus
 from connector.jobs.pull import map_records
 from connector.ports import Portal
-from connector.settings import load
 from connector.store.engine import among, insert_many, make_engine, upsert
 from connector.store.rows import chunks
 
@@ -231,24 +226,31 @@ def store_headers(
                         "b_now": now,
                     }
                 )
-        if inserts:
-            insert_many(conn, t, inserts)
-        if updates:
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(
-                    source_ref=bindparam("b_ref"),
-                    header=bindparam("b_header"),
-                    header_hash=bindparam("b_hash"),
-                    header_state="pending",
-                    next_attempt_at=bindparam("b_now"),
-                    updated_at=bindparam("b_now"),
-                ),
-                updates,
-            )
+        write_rows(
+            conn,
+            inserts,
+            updates,
+            source_ref=bindparam("b_ref"),
+            header=bindparam("b_header"),
+            header_hash=bindparam("b_hash"),
+            header_state="pending",
+            next_attempt_at=bindparam("b_now"),
+            updated_at=bindparam("b_now"),
+        )
         save_cursor(conn, stream, cursor)
     return len(mapped) - sum(1 for m in mapped if m.ok)
+
+
+def write_rows(
+    conn: Connection, inserts: list[dict[str, Any]], updates: list[dict[str, Any]], **values: Any
+) -> None:
+    """One `executemany` for the new rows and one for the changed ones (`values` bound by
+    name from each update's parameters, the row's id as "b_id")."""
+    if inserts:
+        insert_many(conn, lean_outbox, inserts)
+    if updates:
+        t = lean_outbox
+        conn.execute(update(t).where(t.c.id == bindparam("b_id")).values(**values), updates)
 
 
 def new_row(
@@ -322,20 +324,15 @@ def store_steps(
                         "b_now": now,
                     }
                 )
-        if inserts:
-            insert_many(conn, t, inserts)
-        if updates:
-            conn.execute(
-                update(t)
-                .where(t.c.id == bindparam("b_id"))
-                .values(
-                    steps=bindparam("b_steps"),
-                    step_keys=bindparam("b_keys"),
-                    pending_steps=bindparam("b_count"),
-                    updated_at=bindparam("b_now"),
-                ),
-                updates,
-            )
+        write_rows(
+            conn,
+            inserts,
+            updates,
+            steps=bindparam("b_steps"),
+            step_keys=bindparam("b_keys"),
+            pending_steps=bindparam("b_count"),
+            updated_at=bindparam("b_now"),
+        )
         save_cursor(conn, stream, cursor)
     return len(mapped) - sum(1 for m in mapped if m.ok)
 
@@ -475,26 +472,22 @@ def outcome_groups(reply: BatchReply, count: int, tally: Tally) -> list[bool]:
     return oks
 
 
+def set_rows(conn: Connection, ids: list[int], **values: Any) -> None:
+    """One `UPDATE ... WHERE id IN (...)` setting `values` on the rows of an outcome."""
+    if ids:
+        t = lean_outbox
+        conn.execute(update(t).where(among(conn, t.c.id, ids)).values(**values))
+
+
 def settle_headers(engine: Engine, ids: list[int], reply: BatchReply, tally: Tally) -> None:
     """Acknowledged headers held; the others failed (counted, never claimed again)."""
     oks = outcome_groups(reply, len(ids), tally)
     acked = [i for i, ok in zip(ids, oks, strict=True) if ok]
     failed = [i for i, ok in zip(ids, oks, strict=True) if not ok]
     now = time.time()
-    t = lean_outbox
     with engine.begin() as conn:
-        if acked:
-            conn.execute(
-                update(t)
-                .where(among(conn, t.c.id, acked))
-                .values(header_state="acked", held=1, updated_at=now)
-            )
-        if failed:
-            conn.execute(
-                update(t)
-                .where(among(conn, t.c.id, failed))
-                .values(header_state="failed", next_attempt_at=PARKED, updated_at=now)
-            )
+        set_rows(conn, acked, header_state="acked", held=1, updated_at=now)
+        set_rows(conn, failed, header_state="failed", next_attempt_at=PARKED, updated_at=now)
     tally.sent += len(ids)
 
 
@@ -506,20 +499,9 @@ def settle_steps(
     done = [row for row, first, end in spans if all(oks[first:end])]
     parked = [row for row, first, end in spans if not all(oks[first:end])]
     now = time.time()
-    t = lean_outbox
     with engine.begin() as conn:
-        if done:
-            conn.execute(
-                update(t)
-                .where(among(conn, t.c.id, done))
-                .values(steps=EMPTY, pending_steps=0, updated_at=now)
-            )
-        if parked:
-            conn.execute(
-                update(t)
-                .where(among(conn, t.c.id, parked))
-                .values(next_attempt_at=PARKED, updated_at=now)
-            )
+        set_rows(conn, done, steps=EMPTY, pending_steps=0, updated_at=now)
+        set_rows(conn, parked, next_attempt_at=PARKED, updated_at=now)
     tally.sent += spans[-1][2]
 
 
@@ -562,21 +544,16 @@ def report(spent: dict[str, float], dossiers: int) -> None:
     print(f"{fields} total_ms={ms(sum(spent[stage] for stage in STAGES)):.3f}")
 
 
-def run(workdir: Path, procs: Processes, dossiers: int, template_dossiers: int) -> None:
-    source = workdir / "source.db"
-    generated, _ = generate(source, dossiers, template_dossiers=template_dossiers, workdir=workdir)
-    procs.start_sandbox()
-    os.environ["CONNECTOR_PORTAL_PASSWORD"] = procs.password  # read by the config
-    app = App(load(procs.write_config(source, Tuning())))
-    engine = make_engine(f"sqlite:///{workdir / 'lean.db'}")
+def run(bench: Bench) -> None:
+    engine = make_engine(f"sqlite:///{bench.workdir / 'lean.db'}")
     metadata.create_all(engine)
     tally = Tally()
+    generated = bench.generated
     try:
-        pull(app, engine, tally)
-        asyncio.run(Pusher(engine, app.portal, tally).run())
-        check(procs, engine, generated, tally)
+        pull(bench.app, engine, tally)
+        asyncio.run(Pusher(engine, bench.app.portal, tally).run())
+        check(bench.procs, engine, generated, tally)
     finally:
-        app.close()
         engine.dispose()
     print(
         f"{generated.valid_dossiers} valid dossiers of {generated.dossiers}, "
@@ -586,23 +563,13 @@ def run(workdir: Path, procs: Processes, dossiers: int, template_dossiers: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dossiers", type=int, default=20_000)
-    p.add_argument("--template-dossiers", type=int, default=2000, help="made by the demo")
-    p.add_argument("--workdir", type=Path, default=None, help="kept when given")
-    args = p.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lean-", dir="/tmp"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    procs = Processes(workdir=workdir, password=secrets.token_urlsafe(16))
+    args = options(__doc__.splitlines()[0]).parse_args(argv)
     try:
-        run(workdir, procs, args.dossiers, args.template_dossiers)
+        with set_up(args, "lean-") as bench:
+            run(bench)
     except RuntimeError as exc:
         print(f"check failed: {exc}", file=sys.stderr)
         return 1
-    finally:
-        procs.stop_all()
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -23,14 +23,9 @@ Prints CPU ms per dossier for each stage; the last line has them all.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import inspect
-import os
-import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -40,12 +35,11 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.procs import Processes, Tuning
-from bench.synth import Generated, generate
+from bench.inprocess import options, set_up
+from bench.synth import Generated
 from connector.app import App
 from connector.core.records import Kind, State
 from connector.jobs.pull import map_records
-from connector.settings import load
 
 PULL = ("source", "mapping", "look-up and plan", "ingest writes")
 PUSH = ("claim", "settle", "audit", "REST client", "push job")
@@ -168,35 +162,17 @@ def report(spent: Counter[str], dossiers: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dossiers", type=int, default=20_000)
-    p.add_argument("--template-dossiers", type=int, default=2000, help="made by the demo")
-    p.add_argument("--workdir", type=Path, default=None, help="kept when given")
-    args = p.parse_args(argv)
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="connector-stages-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    procs = Processes(workdir=workdir, password=secrets.token_urlsafe(16))
-    try:
-        source = workdir / "source.db"
-        generated, _ = generate(
-            source, args.dossiers, template_dossiers=args.template_dossiers, workdir=workdir
-        )
-        procs.start_sandbox()
-        os.environ["CONNECTOR_PORTAL_PASSWORD"] = procs.password  # read by the config
-        app = App(load(procs.write_config(source, Tuning())))
+    args = options(__doc__.splitlines()[0]).parse_args(argv)
+    with set_up(args, "connector-stages-") as bench:
         spent: Counter[str] = Counter()
-        pull(app, spent)
-        sent = push(app, spent)
-        check(app, generated)
-        app.close()
+        pull(bench.app, spent)
+        sent = push(bench.app, spent)
+        check(bench.app, bench.generated)
+        generated = bench.generated
         print(
             f"{generated.valid_dossiers} valid dossiers of {generated.dossiers}, {sent} items sent"
         )
         report(spent, generated.valid_dossiers)
-    finally:
-        procs.stop_all()
-        if args.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
