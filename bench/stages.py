@@ -27,7 +27,7 @@ import asyncio
 import inspect
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ from bench.synth import Generated
 from connector.app import App
 from connector.core.records import Kind, State
 from connector.jobs.pull import map_records
+
+#: CPU seconds per stage.
+Spent = defaultdict[str, float]
 
 PULL = ("source", "mapping", "look-up and plan", "ingest writes")
 PUSH = ("claim", "settle", "audit", "REST client", "push job")
@@ -55,7 +58,7 @@ class Timed:
     to `spent[stage]`: the calling thread's for a plain call (the push job runs the store's
     calls in a worker thread), the process's for a coroutine (awaited on the event loop)."""
 
-    def __init__(self, inner: Any, stages: Mapping[str, str], spent: Counter[str]) -> None:
+    def __init__(self, inner: Any, stages: Mapping[str, str], spent: Spent) -> None:
         self._inner, self._stages, self._spent = inner, stages, spent
 
     def __getattr__(self, name: str) -> Any:
@@ -88,7 +91,7 @@ class Timed:
         return call
 
 
-def pull(app: App, spent: Counter[str]) -> None:
+def pull(app: App, spent: Spent) -> None:
     """Every stream drained page by page, each call timed as its stage."""
     page_size = app.settings.source.page_size
     for stream in app.source.streams():
@@ -113,7 +116,7 @@ def pull(app: App, spent: Counter[str]) -> None:
                 break
 
 
-def push(app: App, spent: Counter[str]) -> int:
+def push(app: App, spent: Spent) -> int:
     """`PushJob` rounds until nothing is due; returns the items sent."""
     portal = app.portal
     app.store = Timed(app.store, {"claim": "claim", "settle": "settle", "audit": "audit"}, spent)
@@ -149,7 +152,7 @@ def check(app: App, generated: Generated) -> None:
         )
 
 
-def report(spent: Counter[str], dossiers: int) -> None:
+def report(spent: Spent, dossiers: int) -> None:
     def ms(seconds: float) -> float:
         return 1000 * seconds / dossiers
 
@@ -164,7 +167,7 @@ def report(spent: Counter[str], dossiers: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = options(__doc__.splitlines()[0]).parse_args(argv)
     with set_up(args, "connector-stages-") as bench:
-        spent: Counter[str] = Counter()
+        spent: Spent = defaultdict(float)
         pull(bench.app, spent)
         sent = push(bench.app, spent)
         check(bench.app, bench.generated)
