@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from connector.app import App
 from connector.core.records import DEAD_STATES, Kind, Mapped, PortalView, State
 from connector.errors import PortalRefused, PortalTransient
-from connector.ports import OutboxItem, Selection
+from connector.jobs.pull import read_dossier
+from connector.ports import OutboxItem
 from connector.store.audit import AuditRecord, read_audit
 from connector.store.sql import SqlStore
 
@@ -144,10 +145,10 @@ def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -
 def read_local(app: App, dossier: str) -> list[Mapped]:
     """The dossier's records in the local system (header and steps), mapped now."""
     return [
-        app.mapping.map(stream, record)
+        mapped
         for stream in app.source.streams()
-        for batch in app.source.select(stream, Selection(dossier=dossier), 500)
-        for record in batch
+        for page in read_dossier(app.source, app.mapping, stream, dossier)
+        for mapped in page
     ]
 
 

@@ -6,7 +6,7 @@ moment either keeps both or neither: nothing is skipped and nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -41,6 +41,18 @@ def map_records(
     mapping: CompiledMapping, stream: str, records: Iterable[SourceRecord]
 ) -> list[Mapped]:
     return [mapping.map(stream, record) for record in records]
+
+
+def read_dossier(
+    source: Source, mapping: CompiledMapping, stream: str, dossier: str, batch: int = 500
+) -> Iterator[list[Mapped]]:
+    """One dossier's records of `stream` in the local system, a page at a time, mapped now.
+
+    What every look at a single dossier reads (a re-read of fixed steps, a retry, a trace):
+    `Source.select` uses the stream's `select_dossier` for it, an index search.
+    """
+    for records in source.select(stream, Selection(dossier=dossier), batch):
+        yield map_records(mapping, stream, records)
 
 
 class PullJob:
@@ -133,9 +145,8 @@ class PullJob:
             if self._should_stop():
                 return
             try:
-                pages = self._source.select(stream, Selection(dossier=dossier), self._page_size)
-                for records in pages:
-                    mapped = map_records(self._mapping, stream, records)
+                pages = read_dossier(self._source, self._mapping, stream, dossier, self._page_size)
+                for mapped in pages:
                     result = self._store.ingest(stream, mapped, None, now=self._clock.now())
                     self._count(stream, mapped, result)
             except MappingError as exc:

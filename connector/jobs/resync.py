@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from connector.core.mapping import CompiledMapping
 from connector.core.records import State
-from connector.jobs.pull import map_records
-from connector.ports import Clock, Selection, Source, Store
+from connector.jobs.pull import map_records, read_dossier
+from connector.ports import Clock, OutboxItem, Selection, Source, Store
 
 
 @dataclass(slots=True, kw_only=True)
@@ -95,31 +95,29 @@ def retry_dead(
             results.append(RetryResult(item_id=item_id, action="not dead"))
         elif not item.dossier:
             results.append(RetryResult(item_id=item_id, action="cannot re-read"))
-        elif item.source_ref not in _records_of(item.dossier, source, mapping):
-            results.append(RetryResult(item_id=item_id, action=GONE))
         else:
-            store.supersede([item_id], now=clock.now())
-            resync(
-                source=source,
-                mapping=mapping,
-                store=store,
-                clock=clock,
-                selection=Selection(dossier=item.dossier),
-                force=False,
-            )
-            results.append(RetryResult(item_id=item_id, action="re-read"))
+            results.append(_reread(item, source, mapping, store, clock))
     return results
 
 
-def _records_of(dossier: str, source: Source, mapping: CompiledMapping) -> set[str]:
-    """The source references of the local records now under `dossier`.
+def _reread(
+    item: OutboxItem, source: Source, mapping: CompiledMapping, store: Store, clock: Clock
+) -> RetryResult:
+    """Retire a refused dead letter and queue its dossier as the local system holds it now.
 
-    A dead letter is retired only when its record is among them: one renumbered (or
-    deleted) in the local system since would otherwise be retired and read under no
-    number at all, its steps then missing from the portal with nothing saying so.
+    The dossier is read once, and the dead letter retired only when its record is among
+    what was read: one renumbered (or deleted) in the local system since would otherwise be
+    retired and read under no number at all, its steps then missing from the portal with
+    nothing saying so. What is queued is what `resync --dossier N --missing-only` would.
     """
-    found: set[str] = set()
-    for stream in source.streams():
-        for records in source.select(stream, Selection(dossier=dossier), 500):
-            found.update(m.source_ref for m in map_records(mapping, stream, records))
-    return found
+    local = {
+        stream: [m for page in read_dossier(source, mapping, stream, item.dossier) for m in page]
+        for stream in source.streams()
+    }
+    if item.source_ref not in {m.source_ref for mapped in local.values() for m in mapped}:
+        return RetryResult(item_id=item.id, action=GONE)
+    store.supersede([item.id], now=clock.now())
+    for stream, mapped in local.items():
+        if mapped:
+            store.ingest(stream, mapped, None, now=clock.now(), force=False)
+    return RetryResult(item_id=item.id, action="re-read")

@@ -372,3 +372,32 @@ def test_values_no_sql_source_returns_are_refused_too(
     (item,) = app.store.items(states=[State.INVALID])
     assert item.source_ref == "dossiers:900"
     assert f"{field}: " in item.last_message and words in item.last_message, item.last_message
+
+
+class _CountingSelects:
+    """The local system as the app reads it, counting `select` calls per stream."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self.selects: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def select(self, stream: str, selection: Selection, batch: int) -> Any:
+        self.selects[stream] = self.selects.get(stream, 0) + 1
+        return self._source.select(stream, selection, batch)
+
+
+def test_a_retry_reads_its_dossier_once(app: App, corpus: Corpus) -> None:
+    """Retrying a refused record reads its dossier from the local system once per stream,
+    both to check the record is still under its number and to queue what it holds now."""
+    app.pull_job().run()
+    dead = _by_ref(app, State.INVALID)
+    item = next(i for ref, i in sorted(dead.items()) if i.dossier and ref.startswith("dossiers"))
+    counting = _CountingSelects(app.source)
+    app.__dict__["source"] = counting
+    report = OperatorActions(app, origin="cli").retry([item.id], all_dead=False)
+    assert report["results"] == [{"id": item.id, "action": "re-read"}]
+    assert counting.selects == {"dossiers": 1, "steps": 1}
+    assert _by_ref(app, State.INVALID)[item.source_ref].id != item.id, "refused afresh"
