@@ -20,7 +20,7 @@ from connector.core.catalogue_check import CrosswalkCodes, CrosswalkRow, catalog
 from connector.core.mapping import CompiledMapping, compile_mapping
 from connector.core.validation import is_agency_code, is_procedure_code
 from connector.errors import MappingError
-from connector.sources.streams import SELECTION_PARAMS, compile_streams
+from connector.sources.streams import SELECTION_PARAMS, StreamSpec, compile_streams
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +89,17 @@ def _rows(
     return _Crosswalk(name=name, file=file, table=table, lines=lines)
 
 
-def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Loaded:
+    """A mapping file as read: compiled, as parsed, its crosswalks and its streams' SQL."""
+
+    compiled: CompiledMapping
+    doc: dict[str, Any]
+    crosswalks: list[_Crosswalk]
+    streams: dict[str, StreamSpec]
+
+
+def _load(path: Path) -> _Loaded:
     doc = _read_toml(path)
     declared = doc.get("crosswalks", {})
     if not isinstance(declared, Mapping):
@@ -98,18 +108,18 @@ def _load(path: Path) -> tuple[CompiledMapping, dict[str, Any], list[_Crosswalk]
     tables = {crosswalk.name: crosswalk.table for crosswalk in crosswalks}
     compiled = compile_mapping(doc, tables, origin=str(path))
     try:
-        compile_streams(compiled.streams)
+        streams = compile_streams(compiled.streams)
     except MappingError as exc:
         raise MappingError(f"{path}: {exc}") from None
-    return compiled, doc, crosswalks
+    return _Loaded(compiled=compiled, doc=doc, crosswalks=crosswalks, streams=streams)
 
 
-def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _selection_warnings(streams: Mapping[str, StreamSpec]) -> list[str]:
     """Selection parameters a stream's `select` does not use: a resync asking for them is
     refused at run time; better to learn it here. And a stream without `select_dossier`,
     whose every look at one dossier reads the whole `select`."""
     found: list[str] = []
-    for name, spec in compile_streams(streams).items():
+    for name, spec in streams.items():
         if spec.select is None:
             can = (
                 "can be resynced only by dossier"
@@ -136,7 +146,7 @@ def _selection_warnings(streams: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def load_mapping(path: Path) -> CompiledMapping:
     """The compiled mapping, or MappingError naming the file, the section and the key."""
-    return _load(path)[0]
+    return _load(path).compiled
 
 
 def _target_checks(doc: Mapping[str, Any]) -> dict[str, tuple[str, Callable[[str], bool]]]:
@@ -168,13 +178,13 @@ def _warnings(doc: Mapping[str, Any], crosswalks: list[_Crosswalk]) -> list[str]
 def check_mapping(path: Path) -> list[str]:
     """Findings for `connector mapping check`: errors, then warnings; [] when all is well."""
     try:
-        compiled, doc, crosswalks = _load(path)
+        loaded = _load(path)
     except MappingError as exc:
         return [str(exc)]
     return [
-        *_warnings(doc, crosswalks),
-        *_selection_warnings(compiled.streams),
-        *_step_record_warning(compiled),
+        *_warnings(loaded.doc, loaded.crosswalks),
+        *_selection_warnings(loaded.streams),
+        *_step_record_warning(loaded.compiled),
     ]
 
 
@@ -192,10 +202,10 @@ def _step_record_warning(compiled: CompiledMapping) -> list[str]:
 def catalogue_codes(path: Path) -> list[CrosswalkCodes]:
     """The rows of every crosswalk that feeds a portal catalogue (`[catalogue]`, `MaTTHC`,
     `MaLinhVuc`), in file order; MappingError when the mapping cannot be loaded."""
-    _, doc, crosswalks = _load(path)
-    by_name = {crosswalk.name: crosswalk for crosswalk in crosswalks}
+    loaded = _load(path)
+    by_name = {crosswalk.name: crosswalk for crosswalk in loaded.crosswalks}
     found: list[CrosswalkCodes] = []
-    for name, kinds in catalogue_crosswalks(doc).items():
+    for name, kinds in catalogue_crosswalks(loaded.doc).items():
         crosswalk = by_name.get(name)
         if crosswalk is None:  # not reached: compile_mapping refuses unknown crosswalks
             continue

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from connector import mapfiles
 from connector.errors import MappingError
 from connector.mapfiles import check_mapping, load_mapping
 
@@ -183,3 +185,24 @@ def test_the_shipped_demo_mapping_loads() -> None:
         "status": "received",
     }
     assert mapping.map("steps", step).ok
+
+
+def test_check_compiles_the_streams_once(
+    mapping_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The streams' SQL is compiled once per check, and its warnings come from that one."""
+    calls: list[int] = []
+    real = mapfiles.compile_streams
+
+    def counted(streams: Any) -> Any:
+        calls.append(1)
+        return real(streams)
+
+    monkeypatch.setattr(mapfiles, "compile_streams", counted)
+    text = (mapping_dir / "demo.toml").read_text(encoding="utf-8")
+    start = text.index('select_dossier = """', text.index("[streams.steps]"))
+    end = text.index('"""', start + len('select_dossier = """')) + 3
+    (mapping_dir / "demo.toml").write_text(text[:start] + text[end:], encoding="utf-8")
+    findings = check_mapping(mapping_dir / "demo.toml")
+    assert len(calls) == 1
+    assert [f for f in findings if "streams.steps: no 'select_dossier'" in f], findings
