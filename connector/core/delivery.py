@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from connector.core.records import BatchReply, Outcome, OutcomeStatus
+from connector.core.records import BatchReply, Kind, Outcome, OutcomeStatus
 
 T = TypeVar("T")
 
@@ -116,20 +116,26 @@ class Verdict(StrEnum):
 
     ACK = "ack"  # the portal confirmed it
     REJECT = "reject"  # permanent: dead letter with the portal's code
-    REPAIR = "repair"  # isUpdating was wrong: look the dossier up and resend
+    REPAIR = "repair"  # a header's isUpdating was wrong: look the dossier up and resend
     SPLIT = "split"  # a whole batch was refused without per-item results: find the bad ones
     RESEND = "resend"  # the reply did not say what became of it: send again, in a smaller batch
 
 
-def judge(reply: BatchReply, *, batch_size: int) -> list[tuple[Verdict, Outcome]]:
+def judge(
+    reply: BatchReply, *, batch_size: int, kind: Kind = Kind.HEADER
+) -> list[tuple[Verdict, Outcome]]:
     """One verdict per item sent, aligned with the items."""
     if not reply.per_item and batch_size > 1 and reply.outcomes[0].status != OutcomeStatus.OK:
         return [(Verdict.SPLIT, o) for o in reply.outcomes]
-    return [(_verdict(o), o) for o in reply.outcomes]
+    return [(_verdict(o, kind), o) for o in reply.outcomes]
 
 
-def _verdict(outcome: Outcome) -> Verdict:
+def _verdict(outcome: Outcome, kind: Kind) -> Verdict:
     if outcome.status == OutcomeStatus.OK:
+        return Verdict.ACK
+    if outcome.status == OutcomeStatus.EXISTS and kind is Kind.STEP:
+        # The portal holds a step with the same identity (MaHoSo, ThoiDiemXuLy, TrangThai),
+        # which is this step: a resend after a lost reply, say. Retrying could never succeed.
         return Verdict.ACK
     if outcome.status in (OutcomeStatus.EXISTS, OutcomeStatus.MISSING):
         return Verdict.REPAIR

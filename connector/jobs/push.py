@@ -233,7 +233,7 @@ class PushJob:
         *,
         repair: bool,
     ) -> bool:
-        verdicts = delivery.judge(reply, batch_size=len(items))
+        verdicts = delivery.judge(reply, batch_size=len(items), kind=kind)
         await self._audit(
             AuditEvent(
                 at=self._clock.now(),

@@ -342,9 +342,13 @@ def align(
             _leave(rest, decided, "results naming no MaHoSo do not match the items")
     if any(r.code not in codes.success for r in foreign):
         # A failure for a dossier not sent may be meant for one of these (a misspelt
-        # MaHoSo): acknowledging them on the call's success could lose a rejection.
+        # MaHoSo): acknowledging them on the call's success could lose a rejection. A
+        # batch of one cannot be split further: its item takes that failure.
         rest = [i for i, d in enumerate(decided) if d is None]
-        _leave(rest, decided, "the reply reports failures for dossiers not sent")
+        if len(keys) == 1 and rest:
+            decided[0] = _first_failure(foreign, codes)
+        else:
+            _leave(rest, decided, "the reply reports failures for dossiers not sent")
     nothing = Unsaid(ambiguous=False, why="not named in the reply's per-item results")
     return [nothing if d is None else d for d in decided]
 
@@ -384,20 +388,40 @@ def _decide_group(
     *,
     what: str,
 ) -> None:
-    """Results that agree decide every item of the group; a lone item takes the first that
-    is not a success; disagreeing results leave several items ambiguous."""
+    """Results that agree decide every item of the group, when there is one for each item
+    or a lone item; a lone item takes the first that is not a success; disagreeing results
+    leave several items ambiguous.
+
+    Fewer results than items (one entry for a dossier's three steps, naming only MaHoSo)
+    do not say which items they are about. Successes only: the items are not named, and
+    share the call's outcome as unnamed items do. A failure among them: every item of the
+    group is ambiguous and sent again in smaller batches, until each is alone in its call.
+    """
     if not entries or not group:
         return
     verdicts = {_gist(e, codes) for e in entries}
-    if len(verdicts) == 1:
-        chosen = entries[0]
-    elif len(group) == 1:
-        chosen = next(e for e in entries if e.code not in codes.success)
-    else:
+    if len(group) == 1:
+        chosen = entries[0] if len(verdicts) == 1 else _first_failure(entries, codes)
+    elif len(verdicts) > 1:
         _leave(group, decided, f"the reply's results for {what} disagree")
         return
+    elif len(entries) < len(group):
+        if entries[0].code in codes.success:
+            why = f"{len(entries)} success(es) for {len(group)} items of {what}"
+            for index in group:
+                decided[index] = Unsaid(ambiguous=False, why=why)
+        else:
+            why = f"{len(entries)} failure(s) for {len(group)} items of {what}, not told apart"
+            _leave(group, decided, why)
+        return
+    else:
+        chosen = entries[0]
     for index in group:
         decided[index] = chosen
+
+
+def _first_failure(entries: Sequence[ItemResult], codes: ReplyCodes) -> ItemResult:
+    return next(e for e in entries if e.code not in codes.success)
 
 
 def _gist(result: ItemResult, codes: ReplyCodes) -> tuple[str, str]:

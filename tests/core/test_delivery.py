@@ -16,7 +16,7 @@ from connector.core.delivery import (
     outage_wait,
     parts,
 )
-from connector.core.records import BatchReply, Outcome, OutcomeStatus
+from connector.core.records import BatchReply, Kind, Outcome, OutcomeStatus
 
 POLICY = RetryPolicy(max_attempts=5, initial=10.0, cap=100.0, park_after=3600.0)
 
@@ -97,6 +97,17 @@ def test_per_item_outcomes_decide_each_item() -> None:
     )
     verdicts = [v for v, _ in judge(reply, batch_size=4)]
     assert verdicts == [Verdict.ACK, Verdict.REJECT, Verdict.REPAIR, Verdict.REPAIR]
+
+
+def test_a_step_the_portal_already_holds_is_acknowledged() -> None:
+    """An already-exists code for a step means the portal holds that very step (a step's
+    identity is its dossier, time and status): retrying it could never succeed. For a
+    header it means isUpdating was wrong, and the dossier is looked up."""
+    reply = _reply(True, OutcomeStatus.EXISTS, OutcomeStatus.MISSING)
+    steps = [v for v, _ in judge(reply, batch_size=2, kind=Kind.STEP)]
+    headers = [v for v, _ in judge(reply, batch_size=2, kind=Kind.HEADER)]
+    assert steps == [Verdict.ACK, Verdict.REPAIR]
+    assert headers == [Verdict.REPAIR, Verdict.REPAIR]
 
 
 def test_whole_batch_refusal_is_split() -> None:

@@ -162,12 +162,16 @@ def test_a_one_item_batch_named_by_nothing_takes_the_call_outcome() -> None:
 
 
 def test_failures_for_dossiers_not_sent_do_not_let_a_success_ack_the_rest() -> None:
-    """A rejection naming a MaHoSo that was not sent may be meant for one that was."""
+    """A rejection naming a MaHoSo that was not sent may be meant for one that was (a
+    misspelt MaHoSo): the others are sent again alone, and a batch of one, which cannot be
+    split further, takes the failure instead of the call's success."""
     results = [ItemResult(code="7", key="A "), ItemResult(code="7", key="Z")]
     reply = decide_batch(OK, results, ["A", "B"], CODES)
     assert _statuses(reply) == [OutcomeStatus.REJECTED, OutcomeStatus.UNKNOWN]
-    single = decide_batch(OK, [ItemResult(code="7", key="Z")], ["B"], CODES)
-    assert _statuses(single) == [OutcomeStatus.OK]
+    single = decide_batch(OK, [ItemResult(code="7", message="sai", key="Z")], ["B"], CODES)
+    assert single.outcomes == (outcome_for("7", "sai", CODES),)
+    spelt = decide_batch(OK, [ItemResult(code="7", key="b")], ["B"], CODES)
+    assert _statuses(spelt) == [OutcomeStatus.REJECTED]
 
 
 # Step results matched by MaHoSo group and step identity, never by position (F3).
@@ -190,10 +194,29 @@ def test_reordered_step_results_are_matched_by_step_identity() -> None:
 
 
 def test_step_identity_first_then_the_group_decides_the_other_steps() -> None:
-    """One result names a step exactly; the group's remaining agreeing result covers the rest."""
+    """One result names a step exactly; the group's remaining result is one success for
+    two steps: they share the call's outcome, as unnamed items do (unknown when it failed)."""
     results = [ItemResult(code="0", key="A"), ItemResult(code="7", key="A", step=STEPS[1])]
-    reply = decide_batch(FAILED, results, ["A"] * 3, CODES, steps=_ids(*STEPS))
-    assert _statuses(reply) == [OutcomeStatus.OK, OutcomeStatus.REJECTED, OutcomeStatus.OK]
+    failed = decide_batch(FAILED, results, ["A"] * 3, CODES, steps=_ids(*STEPS))
+    unknown, rejected = OutcomeStatus.UNKNOWN, OutcomeStatus.REJECTED
+    assert _statuses(failed) == [unknown, rejected, unknown]
+    ok = decide_batch(OK, results, ["A"] * 3, CODES, steps=_ids(*STEPS))
+    assert _statuses(ok) == [OutcomeStatus.OK, rejected, OutcomeStatus.OK]
+
+
+def test_fewer_results_than_steps_decide_none_of_them() -> None:
+    """One result naming only MaHoSo for a dossier's three steps does not say which step it
+    is about: a failure leaves all three unknown (sent again, down to one a call), so two
+    valid steps are not refused with the bad one; successes alone on a failed call do not
+    acknowledge the step they leave out."""
+    keys = ["A", "A", "A", "B"]
+    failure = decide_batch(OK, [ItemResult(code="7", key="A")], keys, CODES)
+    assert _statuses(failure) == [OutcomeStatus.UNKNOWN] * 3 + [OutcomeStatus.OK]
+    successes = [ItemResult(code="0", key="A"), ItemResult(code="0", key="A")]
+    partial = decide_batch(FAILED, successes, keys, CODES)
+    assert _statuses(partial) == [OutcomeStatus.UNKNOWN] * 4
+    as_many = [ItemResult(code="7", key="A")] * 3
+    assert _statuses(decide_batch(OK, as_many, keys, CODES))[:3] == [OutcomeStatus.REJECTED] * 3
 
 
 def test_agreeing_results_decide_every_step_of_their_dossier() -> None:

@@ -391,3 +391,53 @@ async def test_a_session_refused_after_a_fresh_login_keeps_items_queued(
     assert health.push.state == "refused"
     assert "right after a fresh login" in (health.push.last_error or "")
     assert auth.call_count == 2
+
+
+async def test_one_failure_for_a_dossier_s_steps_refuses_only_the_bad_one(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """The portal names only the failing step, by MaHoSo alone: which of A's three steps it
+    is about is not known, so they are sent again until each is alone in its call; the
+    bad one is refused, the two valid ones acknowledged, none of B's held up."""
+
+    def name_the_bad(data: list[dict[str, Any]]) -> httpx.Response:
+        bad = [s for s in data if s["TrangThai"] == "9"]
+        result = [{"MaHoSo": s["MaHoSo"], "error_code": "7", "message": "Sai"} for s in bad]
+        return httpx.Response(200, json={"error_code": "0", "result": result})
+
+    sent = serve(mock, name_the_bad)
+    items = [step(1, "A", "2"), step(2, "A", "9"), step(3, "A", "4"), step(4, "B", "2")]
+    outbox = MemoryOutbox(items)
+    await job(portal, outbox).round()
+    states = {k: (i.state, i.last_code) for k, i in outbox.by_key().items()}
+    assert states == {
+        "A|20260101010000|2": (State.ACKED, "0"),
+        "A|20260101020000|9": (State.REJECTED, "7"),
+        "A|20260101030000|4": (State.ACKED, "0"),
+        "B|20260101040000|2": (State.ACKED, "0"),
+    }
+    assert [[s["TrangThai"] for s in call] for call in sent] == [
+        ["2", "9", "4", "2"],
+        ["2"],  # A's steps again, in halves that keep their time order
+        ["9", "4"],
+        ["9"],
+        ["4"],
+    ]
+
+
+async def test_a_step_the_portal_says_it_already_holds_is_acknowledged(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """A resent step (its first reply lost) answered with an already-exists code: the portal
+    holds that very step, so it is acknowledged, not retried until parked."""
+    exists = make_settings().already_exists_codes[0]
+
+    def already_held(data: list[dict[str, Any]]) -> httpx.Response:
+        result = [{"MaHoSo": s["MaHoSo"], "error_code": exists} for s in data]
+        return httpx.Response(200, json={"error_code": "0", "result": result})
+
+    serve(mock, already_held)
+    outbox = MemoryOutbox([step(1, "A", "2")])
+    await job(portal, outbox).round()
+    (item,) = outbox.items.values()
+    assert (item.state, item.attempts, item.last_code) == (State.ACKED, 0, exists)
