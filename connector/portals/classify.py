@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -97,8 +97,15 @@ class Answer:
 
 
 def code_of(value: object) -> str:
-    """`0`, `"0"` and `" 00 "` all become comparable strings; a missing code becomes ""."""
-    return "" if value is None else str(value).strip()
+    """`0`, `0.0`, `"0"` and `" 00 "` all become comparable strings; a missing code becomes "".
+
+    A whole number sent as a float (`0.0`, `409.0`, as some JSON writers do) is its integer.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
 
 
 def message_of(body: Mapping[str, Any]) -> str:
@@ -128,8 +135,8 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
         when = parsedate_to_datetime(http_date)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        return None
+    if when.tzinfo is None:  # asctime form, or "-0000": HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -178,7 +185,16 @@ def check_http(status: int, raw: bytes, *, retry_after_s: float | None, what: st
 def service_answer(
     status: int, raw: bytes, codes: ReplyCodes, *, retry_after_s: float | None, service: str
 ) -> Answer:
-    """Classify a service call's reply: raise call-level failures, return everything else."""
+    """Classify a service call's reply: raise call-level failures, return everything else.
+
+    A configured session-expired `error_code` means what it says whatever the HTTP status,
+    a 5xx included: a portal that answers a stale token with a 500 is logged in again at
+    once, not retried with the same token until the session's time runs out.
+    """
+    if status >= 500:
+        body = _optional_object(raw)
+        if code_of(body.get("error_code")) in codes.session_expired:
+            return Answer(status=status, body=body, expired=True)
     check_http(status, raw, retry_after_s=retry_after_s, what=service)
     if status == 401:
         return Answer(status=status, body=_optional_object(raw), expired=True)
@@ -201,7 +217,13 @@ def _rejected_answer(
     """
     code, message = code_of(body.get("error_code")), message_of(body)
     if not code or code in codes.success:
-        outcome = Outcome(status=OutcomeStatus.REJECTED, code=f"HTTP {status}", message=message)
+        # The status alone is the signal. A 409 listed among the already-exists codes keeps
+        # that meaning: a create resent after its reply was lost is then repaired, not
+        # dead-lettered. A bare 404 is not taken as not-found: a wrong path answers 404 too,
+        # and a lookup reading it as "not held" would resend what the portal holds.
+        exists = str(status) in codes.already_exists
+        family = OutcomeStatus.EXISTS if exists else OutcomeStatus.REJECTED
+        outcome = Outcome(status=family, code=f"HTTP {status}", message=message)
         return Answer(status=status, body=body, rejected=outcome)
     if code in codes.session_expired:
         return Answer(status=status, body=body, expired=True)
@@ -268,6 +290,8 @@ def outcome_for(code: str, message: str, codes: ReplyCodes) -> Outcome:
 def item_results(body: Mapping[str, Any]) -> list[ItemResult] | None:
     """The reply's per-item results, or None when `result` is not a list of coded objects."""
     entries = body.get("result")
+    if isinstance(entries, dict):  # one result sent as an object, not in a list
+        entries = [entries]
     if not isinstance(entries, list) or not entries:
         return None
     if not all(isinstance(e, dict) and "error_code" in e for e in entries):

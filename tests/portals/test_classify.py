@@ -45,6 +45,7 @@ NOW = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
         ("-3", 0.0),
         ("Fri, 27 Nov 2026 04:00:30 GMT", 30.0),
         ("Fri, 27 Nov 2026 03:00:00 GMT", 0.0),
+        ("Fri Nov 27 04:01:00 2026", 60.0),  # asctime form: no zone, GMT as every HTTP date
         ("soon", None),
         ("", None),
         (None, None),

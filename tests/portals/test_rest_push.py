@@ -196,6 +196,36 @@ async def test_whole_batch_already_exists(mock: respx.MockRouter, portal: RestPo
     assert reply.outcomes[0].status is OutcomeStatus.EXISTS
 
 
+async def test_a_bare_http_409_is_already_exists(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """HTTP 409 without an error_code, 409 being among the already-exists codes: the items
+    are EXISTS (isUpdating is repaired), not dead-lettered. A bare 404 stays a rejection:
+    a wrong path answers 404 too."""
+    routes(mock, httpx.Response(409, json={"message": "Hồ sơ đã tồn tại"}))
+    reply = await portal.push_headers(HEADERS[:1], updating=False)
+    assert reply.outcomes == (
+        Outcome(status=OutcomeStatus.EXISTS, code="HTTP 409", message="Hồ sơ đã tồn tại"),
+    )
+    mock.post("/integration").mock(return_value=httpx.Response(404, text="Not Found"))
+    reply = await portal.push_headers(HEADERS[:1], updating=True)
+    assert reply.outcomes == (Outcome(status=OutcomeStatus.REJECTED, code="HTTP 404"),)
+
+
+async def test_one_result_sent_as_an_object_decides_its_item(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """`result` as one object rather than a list of one: its failure is not lost under the
+    call's success. And `0.0` as a code is the success `0`."""
+    one = {"MaHoSo": HEADERS[0]["MaHoSo"], "error_code": 7, "message": "Sai"}
+    routes(mock, httpx.Response(200, json={"error_code": 0, "result": one}))
+    reply = await portal.push_headers(HEADERS[:1], updating=False)
+    assert reply.outcomes == (Outcome(status=OutcomeStatus.REJECTED, code="7", message="Sai"),)
+    mock.post("/integration").mock(return_value=httpx.Response(200, json={"error_code": 0.0}))
+    reply = await portal.push_headers(HEADERS[:1], updating=False)
+    assert reply.outcomes[0].status is OutcomeStatus.OK
+
+
 async def test_http_400_rejects_every_item_with_the_body_message(
     mock: respx.MockRouter, portal: RestPortal, sleep: Any
 ) -> None:

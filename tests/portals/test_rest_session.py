@@ -259,3 +259,27 @@ async def test_session_token_never_logged(mock: respx.MockRouter, portal: RestPo
     text = repr(logs)
     assert "portal.login_ok" in text and "portal.session_expired" in text
     assert "tok-1" not in text and "tok-2" not in text and PASSWORD not in text
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_a_5xx_carrying_a_session_expired_code_logs_in_again(
+    mock: respx.MockRouter, portal: RestPortal, status: int
+) -> None:
+    """A portal that answers a stale token with a 5xx and a session-expired error_code: one
+    new login and one resend, as for the same code on a 200, not retries with the stale
+    token until the session's time runs out."""
+    fake = TokenPortal()
+
+    async def service(request: httpx.Request) -> httpx.Response:
+        reply = await fake.service(request)
+        stale = body_of(request)["session"] in fake.expired
+        return httpx.Response(status, content=reply.content) if stale else reply
+
+    mock.post("/auth").mock(side_effect=fake.login)
+    mock.post("/integration").mock(side_effect=service)
+    await portal.push_steps(ITEM)
+    fake.expired.add("tok-1")
+    reply = await portal.push_steps(ITEM)
+    assert reply.outcomes[0].status is OutcomeStatus.OK
+    assert fake.logins == 2
+    assert fake.seen == ["tok-1", "tok-1", "tok-2"]
