@@ -319,16 +319,22 @@ def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -
 
 
 def _settle_final(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:
-    """One `IN (...)` update per distinct outcome: a batch's acknowledgements share one."""
+    """One `IN (...)` update per distinct outcome: a batch's acknowledgements share one.
+
+    A header version superseded while it was in flight (the pull queued a newer one) stays
+    superseded unless the portal acknowledged it: a refusal of a version nobody will send
+    again is no dead letter. An acknowledgement stands, since the portal applied it.
+    """
     groups: dict[tuple[str, str, str], list[int]] = {}
     for s in settlements:
         groups.setdefault((s.state.value, s.code, s.message), []).append(s.item_id)
     for (state, code, message), ids in groups.items():
         for part in chunks(ids):
+            statement = update(outbox).where(among(conn, outbox.c.id, part))
+            if state != State.ACKED.value:
+                statement = statement.where(outbox.c.state != State.SUPERSEDED.value)
             conn.execute(
-                update(outbox)
-                .where(among(conn, outbox.c.id, part))
-                .values(state=state, last_code=code, last_message=message, updated_at=now)
+                statement.values(state=state, last_code=code, last_message=message, updated_at=now)
             )
 
 
@@ -337,7 +343,7 @@ def _settle_retries(conn: Connection, settlements: Sequence[Settlement], now: fl
         return
     statement = (
         update(outbox)
-        .where(outbox.c.id == bindparam("item_id"))
+        .where(outbox.c.id == bindparam("item_id"), outbox.c.state != State.SUPERSEDED.value)
         .values(
             state=State.PENDING.value,
             last_code=bindparam("code"),
@@ -366,17 +372,24 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
     and the local record it came from owns the dossier's number for good."""
     held: dict[str, dict[str, Any]] = {}
     owner: dict[str, dict[str, Any]] = {}
+    newest: dict[str, int] = {}  # per header key, the newest version acknowledged now
     header = Kind.HEADER.value
     for part in chunks(sorted(acked_ids)):
         # Only the ids are constrained in SQL: with the kind in the WHERE clause SQLite
         # walks every header of the store (the kind's index) instead of looking ids up.
         query = select(
-            outbox.c.kind, outbox.c.dossier, outbox.c.content_hash, outbox.c.source_ref
+            outbox.c.id,
+            outbox.c.kind,
+            outbox.c.key,
+            outbox.c.dossier,
+            outbox.c.content_hash,
+            outbox.c.source_ref,
         ).where(among(conn, outbox.c.id, part))
-        for kind, dossier, digest, ref in conn.execute(query.order_by(outbox.c.id)):
+        for item_id, kind, key, dossier, digest, ref in conn.execute(query.order_by(outbox.c.id)):
             if kind == header and dossier:
                 held[dossier] = {"dossier": dossier, "acked_hash": digest, "acked_at": now}
                 owner.setdefault(dossier, {"dossier": dossier, "source_ref": ref, "acked_at": now})
+                newest[key] = item_id
     if held:
         statement = upsert(conn, known)
         statement = statement.on_conflict_do_update(
@@ -386,6 +399,35 @@ def _mark_known(conn: Connection, acked_ids: Sequence[int], now: float) -> None:
         conn.execute(statement, list(held.values()))
         conn.execute(upsert(conn, owners).on_conflict_do_nothing(), list(owner.values()))
         release_steps(conn, list(held), now)
+        _retire_replaced_dead_versions(conn, newest, now)
+
+
+#: Dead header versions an acknowledged newer version of the same dossier replaces.
+_REPLACEABLE = (State.REJECTED.value, State.PARKED.value)
+
+
+def _retire_replaced_dead_versions(conn: Connection, newest: dict[str, int], now: float) -> None:
+    """Older header versions the portal refused, or that were parked, are moot once a newer
+    version of the same dossier is acknowledged (an update replaces the whole header): the
+    record was fixed, and its dead letter should not stay listed as if it still mattered."""
+    moot: list[int] = []
+    for part in chunks(sorted(newest)):
+        # The state is filtered here, not in SQL: with it there, SQLite walks every dead
+        # header of the store (the due index) instead of looking the keys up.
+        query = select(outbox.c.id, outbox.c.key, outbox.c.state).where(
+            outbox.c.kind == Kind.HEADER.value, among(conn, outbox.c.key, part)
+        )
+        moot += [
+            item_id
+            for item_id, key, state in conn.execute(query)
+            if state in _REPLACEABLE and item_id < newest[key]
+        ]
+    for ids in chunks(moot):
+        conn.execute(
+            update(outbox)
+            .where(among(conn, outbox.c.id, ids))
+            .values(state=State.SUPERSEDED.value, updated_at=now)
+        )
 
 
 def recover(conn: Connection) -> int:

@@ -269,6 +269,36 @@ def test_when_the_portal_acknowledged_a_dossier_outlives_the_purge(store: Store)
     assert store.acked_at("D2") is None
 
 
+def test_a_version_refused_while_superseded_is_no_dead_letter(store: Store) -> None:
+    """A version superseded while in flight and then refused (or retried to the end) by the
+    portal stays superseded: nobody will send it again, and the newer one goes."""
+    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
+    (sent,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    refusal = Settlement(item_id=sent.id, state=State.REJECTED, code="E21", message="sai")
+    store.settle([refusal], now=T0 + 1)
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+    store.settle([replace(refusal, state=State.PARKED)], now=T0 + 2)
+    store.settle([replace(refusal, state=State.PENDING, next_attempt_at=T0)], now=T0 + 2)
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+
+
+@pytest.mark.parametrize("dead", [State.REJECTED, State.PARKED])
+def test_a_newer_version_acknowledged_retires_the_dead_older_ones(
+    store: Store, dead: State
+) -> None:
+    """The record was fixed after the portal refused (or the outbox parked) its header: once
+    the fixed version is acknowledged, the old dead letter no longer lists as one. Another
+    dossier's dead letter stays."""
+    store.ingest("dossiers", [header("D1", "1"), header("D2", "1")], None, now=T0)
+    claimed = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=i.id, state=dead, code="E21") for i in claimed], now=T0)
+    store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
+    acknowledge(store, Kind.HEADER, now=T0 + 1)
+    assert states(store, "D1") == [State.SUPERSEDED, State.ACKED]
+    assert states(store, "D2") == [dead]
+
+
 def test_rejected_header_with_same_content_is_not_resent(store: Store) -> None:
     """A header the portal refused stays refused until its content changes."""
     store.ingest("dossiers", [header("D1")], None, now=T0)
