@@ -317,7 +317,11 @@ class OperatorActions:
         self._record("retry", [str(i) for i in chosen], done, what)
         self._app.figures_changed()
         self._on_queued()
-        return {"results": [{"id": r.item_id, "action": r.action} for r in results], "done": done}
+        shown = [
+            {"id": r.item_id, "action": r.action} | ({"reason": r.reason} if r.reason else {})
+            for r in results
+        ]
+        return {"results": shown, "done": done}
 
     def dismiss(self, ids: Sequence[int], *, code: str | None, reason: str) -> Mapping[str, Any]:
         """Retire the dead letters `ids`, plus every one whose last code is `code`, that the

@@ -526,7 +526,7 @@ def outbox_retry(
 ) -> None:
     """Send dead letters again: parked ones as they are, refused ones re-read and re-mapped."""
     from connector.app import OperatorActions
-    from connector.jobs.resync import GONE
+    from connector.jobs.resync import GONE, NOT_RETRIED
 
     if not item_ids and not all_dead and code is None:
         fail("give item ids, --all-dead or --code", 2)
@@ -536,8 +536,13 @@ def outbox_retry(
         actions = OperatorActions(app, origin="cli")
         report = actions.retry(list(item_ids or []), all_dead=all_dead, code=code)
     results = report["results"]
+    if not results:
+        out.print("nothing to retry: no dead letter matches", highlight=False)
     for r in results:
-        out.print(f"{r['id']}: {r['action']}")
+        reason = f": {r['reason']}" if r.get("reason") else ""
+        out.print(
+            f"{r['id']}: {r['action']}{reason}", highlight=False, markup=False, soft_wrap=True
+        )
     if any(r["action"] == GONE for r in results):
         out.print(
             "kept as dead letters: their records were renumbered (or deleted) in the local "
@@ -545,8 +550,9 @@ def outbox_retry(
             "the new number and retires these",
             highlight=False,
         )
-    if any(r["action"] in ("not found", "cannot re-read", GONE) for r in results):
-        raise typer.Exit(1)
+    left = [r for r in results if r["action"] in NOT_RETRIED]
+    if left:
+        fail(f"{len(left)} of {len(results)} dead letter(s) not retried (see above)")
 
 
 @outbox_app.command("dismiss")

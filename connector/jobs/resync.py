@@ -67,11 +67,18 @@ def resync(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryResult:
     item_id: int
-    action: str  # "requeued", "re-read", "not found", "not dead", "cannot re-read", GONE
+    # "requeued", "re-read", "not found", "not dead", "cannot re-read", GONE, STILL_REFUSED
+    action: str
+    reason: str = ""  # why, for STILL_REFUSED: the new dead letter's reason
 
 
 #: A refused record no longer under the dossier number its dead letter was refused with.
 GONE = "not in the local system under its dossier number"
+#: A refused record read again and refused again: nothing was fixed, or not all of it.
+STILL_REFUSED = "still refused"
+
+#: Actions after which the dead letter is still there: the command ends with exit 1.
+NOT_RETRIED = frozenset({"not found", "cannot re-read", GONE, STILL_REFUSED})
 
 
 def retry_dead(
@@ -120,4 +127,19 @@ def _reread(
     for stream, mapped in local.items():
         if mapped:
             store.ingest(stream, mapped, None, now=clock.now(), force=False)
+    again = _refused_again(store, item)
+    if again is not None:
+        return RetryResult(item_id=item.id, action=STILL_REFUSED, reason=again.last_message)
     return RetryResult(item_id=item.id, action="re-read")
+
+
+def _refused_again(store: Store, item: OutboxItem) -> OutboxItem | None:
+    """The dead letter the re-read just made of the same record, if it was refused again
+    (by validation, or by the ingest's checks of its dossier number)."""
+    newer = [
+        row
+        for row in store.dossier_history(item.dossier)
+        if row.id > item.id and row.source_ref == item.source_ref and row.kind is item.kind
+    ]
+    last = max(newer, key=lambda row: row.id, default=None)
+    return last if last is not None and last.state is State.INVALID else None

@@ -391,13 +391,17 @@ class _CountingSelects:
 
 def test_a_retry_reads_its_dossier_once(app: App, corpus: Corpus) -> None:
     """Retrying a refused record reads its dossier from the local system once per stream,
-    both to check the record is still under its number and to queue what it holds now."""
+    both to check the record is still under its number and to queue what it holds now;
+    refused again, it says so with the new reason."""
     app.pull_job().run()
     dead = _by_ref(app, State.INVALID)
     item = next(i for ref, i in sorted(dead.items()) if i.dossier and ref.startswith("dossiers"))
     counting = _CountingSelects(app.source)
     app.__dict__["source"] = counting
     report = OperatorActions(app, origin="cli").retry([item.id], all_dead=False)
-    assert report["results"] == [{"id": item.id, "action": "re-read"}]
     assert counting.selects == {"dossiers": 1, "steps": 1}
-    assert _by_ref(app, State.INVALID)[item.source_ref].id != item.id, "refused afresh"
+    again = _by_ref(app, State.INVALID)[item.source_ref]
+    assert again.id != item.id, "refused afresh"
+    assert report["results"] == [
+        {"id": item.id, "action": "still refused", "reason": again.last_message}
+    ]

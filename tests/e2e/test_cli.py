@@ -315,12 +315,22 @@ def test_dead_letters_listed_and_retried_by_code(delivered: Stack) -> None:
     invalid = listed("invalid")
     assert {r["dossier"] for r in invalid} == set(expected.invalid)
     assert listed("E99") == []
-    assert delivered.cli("outbox", "retry", "--code", "E99", "--config", config).stdout == ""
+    nothing = delivered.cli("outbox", "retry", "--code", "E99", "--config", config).stdout
+    assert nothing == "nothing to retry: no dead letter matches\n"
     both = delivered.cli("outbox", "retry", "--code", "E99", "--all-dead", "--config", config,
                          check=False)  # fmt: skip
     assert both.returncode == 2 and "not both" in both.stderr
-    result = delivered.cli("outbox", "retry", "--code", "invalid", "--config", config).stdout
-    assert sorted(result.splitlines()) == sorted(f"{r['id']}: re-read" for r in invalid)
+    # Nothing was fixed: each record is read again, refused again with its reason, and the
+    # command says so and fails (its dead letters are still there).
+    again = delivered.cli("outbox", "retry", "--code", "invalid", "--config", config, check=False)
+    assert again.returncode == 1
+    assert f"{len(invalid)} of {len(invalid)} dead letter(s) not retried" in again.stderr
+    lines = sorted(again.stdout.splitlines())
+    assert [line.split(": still refused: ")[0] for line in lines] == sorted(
+        str(r["id"]) for r in invalid
+    )
+    assert all(line.split(": still refused: ")[1] for line in lines), lines
+    assert len(listed("invalid")) == len(invalid), "each is a dead letter again"
     trail = delivered.cli("audit", "show", "--action", "operator", "--json", "--config", config)
     details = [json.loads(line)["detail"] for line in trail.stdout.splitlines()]
     assert details == ["cli; code=E99", "cli; code=invalid"]
