@@ -20,6 +20,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from connector.errors import ConfigError
@@ -40,6 +41,18 @@ class SecretRef(_Section):
 
     env: str | None = None
     file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_written_in(cls, value: Any) -> Any:
+        """A secret written in the file is refused with what to write instead (and never
+        repeated in the message)."""
+        if isinstance(value, str | int | float):
+            raise ValueError(
+                'a secret is never written in the configuration file: use { env = "VARIABLE" }'
+                ' or { file = "/path/to/secret" }'
+            )
+        return value
 
     def read(self, key: str) -> SecretStr | None:
         if self.env:
@@ -267,4 +280,5 @@ def load(path: str | Path | None = None) -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{chosen}: {_format_error(exc)}") from exc
+        # Not chained: pydantic's own text repeats each refused value, a secret included.
+        raise ConfigError(f"{chosen}: {_format_error(exc)}") from None

@@ -193,6 +193,24 @@ def test_missing_secret_names_the_key(tmp_path: Path, secret: str, words: str) -
     assert "status.token" in result.stderr and words.split()[0] in result.stderr
 
 
+def test_a_secret_written_in_the_file_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    """`password = "..."` stops the load with what to write instead; the value appears
+    neither in the message nor in the exception it came from, nor on the CLI's stderr."""
+    literal = "hunter2-literal-secret"
+    text = GOOD.replace('{ env = "CONNECTOR_PORTAL_PASSWORD" }', f'"{literal}"')
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        settings_mod.load(path)
+    message = str(caught.value)
+    assert "portal.password: a secret is never written in the configuration file" in message
+    assert "{ env = " in message
+    assert literal not in message and caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+    result = _cli("status", "--config", str(path))
+    assert result.returncode == 2 and "portal.password" in result.stderr
+    assert literal not in result.stderr + result.stdout
+
+
 def test_missing_configuration_file_is_named(tmp_path: Path) -> None:
     """A configuration path that does not exist is named in the error and exits 2."""
     missing = tmp_path / "nowhere.toml"
