@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import ConfigError
 from connector.store.audit import AuditCheck, verify_audit
-from connector.store.engine import is_memory
+from connector.store.engine import create_private, is_memory
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +52,7 @@ def back_up(engine: Engine, target: Path) -> Backup:
     if target.exists():
         raise ConfigError(f"{target} exists: back up to a new file")
     if not target.parent.is_dir():
-        raise ConfigError(f"{target.parent} is not a directory")
+        raise ConfigError(f"{target.parent}: no such directory (create it first)")
     started = time.monotonic()
     part = target.with_name(target.name + ".part")
     _copy(engine, part)
@@ -76,6 +76,7 @@ def _copy(engine: Engine, part: Path) -> None:
         source = raw.driver_connection
         if not isinstance(source, sqlite3.Connection):
             raise ConfigError("state backup needs the sqlite3 driver")
+        create_private(part)
         copy = sqlite3.connect(part)
         try:
             source.backup(copy)

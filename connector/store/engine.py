@@ -8,8 +8,10 @@ write would fail with "database is locked" instead of waiting for each other.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -68,13 +70,27 @@ def _sqlite_engine(url: URL) -> Engine:
             connect_args={"check_same_thread": False},
         )
     else:
-        Path(str(url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(str(url.database)).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
         engine = create_engine(
             url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
         )
     event.listen(engine, "connect", _sqlite_session if memory else _sqlite_file_session)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def create_private(path: Path) -> None:
+    """Create `path`, empty, readable by its owner only, unless it exists.
+
+    The state store holds payloads with personal data in clear: a new store (and each
+    backup) is not left readable by every account on the machine. SQLite gives its WAL and
+    shared-memory files the database file's permissions. An existing file keeps its own,
+    which an operator may have set on purpose.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_session(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

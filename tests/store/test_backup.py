@@ -35,6 +35,23 @@ def test_the_copy_is_checked_and_says_what_it_holds(tmp_path: Path) -> None:
     assert not (tmp_path / "copy.db.part").exists()
 
 
+def test_the_store_and_its_copies_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """They hold payloads with personal data in clear: a new store, its WAL and a backup
+    are made 0600 whatever the umask; a store that already exists keeps its mode."""
+    store = _store(tmp_path / "state.db")
+    back_up(store.engine, tmp_path / "copy.db")
+    made = ["state.db", "state.db-wal", "copy.db"]
+    assert {name: (tmp_path / name).stat().st_mode & 0o777 for name in made} == dict.fromkeys(
+        made, 0o600
+    )
+    store.close()
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o640)
+    shared.chmod(0o640)
+    SqlStore.open(f"sqlite:///{shared}").close()
+    assert shared.stat().st_mode & 0o777 == 0o640
+
+
 def test_a_copy_of_an_edited_trail_is_reported_unsound(tmp_path: Path) -> None:
     """The copy is checked from its own file: an audit trail edited before the backup
     shows up in the backup's verdict, so a backup never vouches for a broken trail."""
