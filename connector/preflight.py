@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from sqlalchemy.engine import make_url
+
 from connector.app import App
 from connector.core.masking import scrub_text
 from connector.errors import ConnectorError, MappingError, PortalRefused, PortalTransient
@@ -89,9 +91,14 @@ def _stream(app: App, *, stream: str) -> str:
 
 
 def _store(app: App) -> str:
+    """Where the store is, so a relative path that resolved somewhere unexpected shows:
+    a store with no cursor was just made, or has never been pulled into."""
     app.store.ping()
     cursors = app.store.cursors()
-    return f"answers; {len(cursors)} stream cursor(s) kept"
+    where = make_url(app.settings.state.url).render_as_string(hide_password=True)
+    if not cursors:
+        return f"answers at {where}; no stream cursor yet: a new store, or never pulled into"
+    return f"answers at {where}; {len(cursors)} stream cursor(s) kept"
 
 
 def _portal(app: App) -> str:

@@ -53,6 +53,7 @@ class SqlSource:
         self._specs = compile_streams(streams)
         self._zone = ZoneInfo(timezone) if timezone else None
         self._engine = _engine(url, password)
+        self._where = _where(self._engine)
 
     def streams(self) -> Sequence[str]:
         return list(self._specs)
@@ -156,8 +157,17 @@ class SqlSource:
         try:
             with self._engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
-            raise SourceError(f"stream {spec.name}: {_describe(exc)}") from exc
+        except SQLAlchemyError as exc:  # the connection's: a query's is a SourceError already
+            raise SourceError(f"stream {spec.name}: {_describe(exc)} ({self._where})") from exc
+
+
+def _where(engine: Engine) -> str:
+    """The local system as an operator would look for it: the SQLite file, or the URL
+    without its password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"file {url.database}"
+    return url.render_as_string(hide_password=True)
 
 
 def _engine(url: str, password: str | None) -> Engine:

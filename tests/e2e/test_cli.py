@@ -435,8 +435,12 @@ def test_check_tries_every_part_and_sends_nothing(stack: Stack) -> None:
         assert part in result.stdout
     assert result.stdout.count("one-dossier") == 2, result.stdout
     assert "logged in as demo" in result.stdout
+    store = stack.cli("check", "--json", "--config", str(stack.config)).stdout
+    (found,) = [f for f in map(json.loads, store.splitlines()) if f["part"] == "state store"]
+    assert found["detail"].startswith("answers at sqlite:///"), found
+    assert "no stream cursor yet" in found["detail"]
     stats = stack.stats()
-    assert (stats["dossiers"], stats["steps"], stats["logins"]) == (0, 0, 1)
+    assert (stats["dossiers"], stats["steps"], stats["logins"]) == (0, 0, 2), "one per check"
 
 
 def test_check_names_every_part_that_fails(stack: Stack) -> None:
@@ -453,7 +457,8 @@ def test_check_names_every_part_that_fails(stack: Stack) -> None:
     assert "3 part(s) failed: local system: dossiers, local system: steps, portal" in result.stderr
     found = {f["part"]: f for f in map(json.loads, result.stdout.splitlines())}
     assert [part for part, f in found.items() if f["ok"]] == ["mapping", "state store"]
-    assert "unable to open database file" in found["local system: dossiers"]["detail"]
+    unopened = found["local system: dossiers"]["detail"]
+    assert "unable to open database file" in unopened and f"(file {stack.tmp})" in unopened
     assert found["portal"]["detail"].startswith("refused: ")
     assert stack.password not in result.stdout + result.stderr
 
