@@ -54,9 +54,11 @@ class PortalHold:
         return max(self.until - monotonic, 0.0)
 
     def describe(self, *, monotonic: float, now: float) -> str:
-        """For the status page: how long the wait still is and why (`now` is wall time)."""
+        """For the status page: until when the wait lasts and why (`now` is wall time).
+
+        The end is given as a time, not as seconds left: the status shows this message as
+        long as it is the job's last error, and a count of seconds would be stale at once.
+        """
         left = self.remaining(monotonic)
         until = datetime.fromtimestamp(now + left, UTC).isoformat(timespec="seconds")
-        return (
-            f"waiting for {self.cause}: no calls until {until} ({left:.0f} s left); {self.reason}"
-        )
+        return f"waiting for {self.cause}: no calls until {until}; {self.reason}"

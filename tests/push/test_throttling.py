@@ -216,7 +216,9 @@ async def test_a_429_holds_every_call_until_retry_after_has_passed(rig: Rig) -> 
     _no_dead(rig)
     assert rig.states()[(Kind.HEADER, State.PENDING)] == 30  # none left in flight
     assert rig.health.push.state == "retrying"
-    assert "Retry-After" in (rig.health.push.last_error or "")
+    said = rig.health.push.last_error or ""
+    assert "Retry-After" in said and "no calls until " in said
+    assert " s left" not in said, "a count of seconds is stale as soon as the status shows it"
 
     await _quiet(rig)
     rig.clock.advance(HOUR / 2)
