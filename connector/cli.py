@@ -342,6 +342,8 @@ def resync(
             "--changed-until, --agency, --procedure",
             2,
         )
+    for start, end in selection.backwards():
+        fail(f"--{start.replace('_', '-')} must be before --{end.replace('_', '-')}", 2)
     with opened(config) as app, _progress() as advance:
         report = OperatorActions(app, origin="cli").resync(
             selection, dry_run=dry_run, missing_only=missing_only, progress=advance

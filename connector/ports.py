@@ -52,6 +52,18 @@ class Selection:
     agency: str | None = None
     procedure: str | None = None
 
+    def backwards(self) -> list[tuple[str, str]]:
+        """The windows that select nothing because they end before they start, as (start
+        field, end field): asked by mistake, they would report "nothing matched"."""
+        windows = (("since", "until"), ("changed_since", "changed_until"))
+        return [
+            (start, end)
+            for start, end in windows
+            if (low := getattr(self, start)) is not None
+            and (high := getattr(self, end)) is not None
+            and low >= high
+        ]
+
 
 class Source(Protocol):
     """A local one-stop system, read incrementally stream by stream."""

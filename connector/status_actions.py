@@ -107,10 +107,13 @@ def parse_resync(body: Mapping[str, Any]) -> tuple[Selection, dict[str, bool]]:
         agency=texts["agency"],
         procedure=texts["procedure"],
     )
+    for start, end in selection.backwards():
+        raise BadRequest(f"{start} must be before {end}")
     return selection, flags
 
 
 def _only(body: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    # The unknown key is not quoted: a body is never echoed, and a key may be anything.
     if set(body) - set(allowed):
         raise BadRequest(f"unknown key (use {', '.join(allowed)})")
 

@@ -218,3 +218,23 @@ def test_missing_configuration_file_is_named(tmp_path: Path) -> None:
         settings_mod.load(missing)
     result = _cli("status", "--config", str(missing))
     assert result.returncode == 2 and "nowhere.toml" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("window", "words"),
+    [
+        (["--since", "2026-11-05", "--until", "2026-11-01"], "--since must be before --until"),
+        (
+            ["--changed-since", "2026-11-05T10:00", "--changed-until", "2026-11-05T10:00"],
+            "--changed-since must be before --changed-until",
+        ),
+    ],
+)
+def test_a_resync_window_that_ends_before_it_starts_is_refused(
+    tmp_path: Path, window: list[str], words: str
+) -> None:
+    """A window that can select nothing is a mistake in the command, said as such (exit 2),
+    not a resync reporting "nothing matched"; the configuration is not even read."""
+    result = _cli("resync", *window, "--config", str(tmp_path / "nowhere.toml"))
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr

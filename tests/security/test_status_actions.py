@@ -155,6 +155,12 @@ async def test_resync_can_queue_only_what_is_missing() -> None:
         ("/actions/resync", {"dry_run": True}, "at least one"),
         ("/actions/resync", {"since": PERSONAL_VALUE}, "since"),
         ("/actions/resync", {"changed_until": "yesterday"}, "changed_until"),
+        ("/actions/resync", {"since": "2026-11-05", "until": "2026-11-01"}, "since must be"),
+        (
+            "/actions/resync",
+            {"changed_since": "2026-11-05T10:00", "changed_until": "2026-11-05T10:00"},
+            "changed_since must be before changed_until",
+        ),
         ("/actions/resync", {"dossier": 7}, "dossier"),
         ("/actions/resync", {"dossier": "X", "dry_run": 1}, "dry_run"),
         ("/actions/resync", {"dossier": "X", "missing_only": "yes"}, "missing_only"),
