@@ -150,7 +150,7 @@ class App:
             },
             "reconcile": {
                 **_job(self.health.reconcile.as_dict()),
-                "report": self.health.reconcile_report,
+                "report": _report(self.health.reconcile_report),
             },
             "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
         }
@@ -417,6 +417,13 @@ def _asked(selection: Selection, missing_only: bool) -> str:
     if missing_only:
         parts.append("missing-only")
     return " ".join(parts)
+
+
+def _report(report: dict[str, Any]) -> dict[str, Any]:
+    """The last reconciliation's report, its time in ISO UTC as every time in the status."""
+    if "at" not in report:
+        return dict(report)
+    return {**report, "at": iso_utc(report["at"])}
 
 
 def iso_utc(ts: float | None) -> str | None:

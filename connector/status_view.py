@@ -106,9 +106,12 @@ def _session(value: Any) -> Text:
 
 
 def _state(value: Any) -> Text:
-    """A job state: green when ok, red otherwise (paused, failing), plain when unknown."""
+    """A job state: green when ok, red otherwise (paused, failing), plain when unknown or
+    not run yet (idle)."""
     if value is None:
         return Text(NONE)
+    if value == "idle":
+        return Text(value)
     return Text(str(value), style=_GOOD if value == "ok" else _BAD)
 
 
@@ -132,6 +135,29 @@ def _push(push: Any) -> Text:
         style = _WARN if _recovered(at, success) else _BAD
         text.append(f"  last error{when}: {_error_message(error)}", style=style)
     return text
+
+
+def _reconcile(reconcile: Any) -> Text:
+    """The job's state and what its last sample found: drift is an operator's business."""
+    text = _state(_get(reconcile, "state"))
+    report = _get(reconcile, "report")
+    if isinstance(report, Mapping) and report.get("at"):
+        checked = _count(report.get("checked"))
+        text.append(f"  last sample {_text(report.get('at'))}: {checked} checked, ")
+        text.append_text(_drift(report.get("drift")))
+    error = _get(reconcile, "last_error")
+    if error:
+        text.append(f"  error: {_error_message(error)}", style=_BAD)
+    return text
+
+
+def _drift(drift: Any) -> Text:
+    counts = {str(k): _count(v) for k, v in drift.items()} if isinstance(drift, Mapping) else {}
+    drifted = sum(counts.values())
+    if not drifted:
+        return Text("no drift", style=_GOOD)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
+    return Text(f"{drifted} drifted ({kinds})", style=_BAD)
 
 
 def _recovered(error_at: Any, success_at: Any) -> bool:
@@ -179,6 +205,7 @@ def _summary_table(snapshot: Mapping[str, Any]) -> Table:
     table.add_row("session", _session(snapshot.get("session")))
     table.add_row("pull", _pull(snapshot.get("pull")))
     table.add_row("push", _push(snapshot.get("push")))
+    table.add_row("reconcile", _reconcile(snapshot.get("reconcile")))
     table.add_row("throughput", _throughput(snapshot.get("throughput")))
     table.add_row("figures", _figures(snapshot))
     return table

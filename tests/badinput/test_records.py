@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +406,12 @@ def test_a_retry_reads_its_dossier_once(app: App, corpus: Corpus) -> None:
     assert report["results"] == [
         {"id": item.id, "action": "still refused", "reason": again.last_message}
     ]
+
+
+def test_the_status_gives_the_last_reconciliation_s_time_as_every_other(app: App) -> None:
+    """ISO UTC, as the jobs' times, not epoch seconds."""
+    at = datetime(2026, 11, 27, 4, 0, tzinfo=UTC).timestamp()
+    app.health.reconcile_report = {"at": at, "checked": 3, "drift": {}, "examples": []}
+    report = app.snapshot()["reconcile"]["report"]
+    assert report == {"at": "2026-11-27T04:00:00Z", "checked": 3, "drift": {}, "examples": []}
+    assert app.health.reconcile_report["at"] == at, "the job's own report is left alone"

@@ -118,3 +118,18 @@ def test_a_cursor_position_is_printed_whole_at_80_columns(snapshot: dict[str, An
     assert "2026-11-27T03:59:59.123456Z / 123456789" in text
     assert "dossiers_of_the_district_people_committees" in text
     assert "…" not in text
+
+
+def test_the_last_reconciliation_is_shown_and_drift_is_red(snapshot: dict[str, Any]) -> None:
+    """What the last sample found is on the summary: drift in red with its kinds, none in
+    green; before the first sample, only the job's state."""
+    snapshot["reconcile"] = {"state": "idle", "last_error": None, "report": {}}
+    assert "last sample" not in _render(snapshot).export_text()
+    report = {"at": "2026-11-27T04:00:20Z", "checked": 20, "drift": {"status": 2, "steps": 1}}
+    snapshot["reconcile"] = {"state": "ok", "last_error": None, "report": report}
+    ansi = _render(snapshot).export_text(styles=True)
+    assert "last sample 2026-11-27T04:00:20Z: 20 checked, " in _render(snapshot).export_text()
+    assert BOLD_RED + "3 drifted (status 2, steps 1)" in ansi
+    report["drift"] = {}
+    text = _render(snapshot).export_text()
+    assert "20 checked, no drift" in text
