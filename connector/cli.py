@@ -483,6 +483,12 @@ def blocked_reason(blocked: BlockedDossier) -> str:
 def _states(value: str) -> list[State]:
     if value == "dead":
         return sorted(DEAD_STATES)
+    if value == "blocked":  # a figure of the status, not a state an item is in
+        fail(
+            "--state blocked: blocked steps are pending steps waiting for their dossier's "
+            "header; `connector outbox blocked` lists their dossiers and why",
+            2,
+        )
     try:
         return [State(value)]
     except ValueError:

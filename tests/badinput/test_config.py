@@ -238,3 +238,11 @@ def test_a_resync_window_that_ends_before_it_starts_is_refused(
     result = _cli("resync", *window, "--config", str(tmp_path / "nowhere.toml"))
     assert result.returncode == 2, result.stderr
     assert words in result.stderr
+
+
+def test_listing_the_blocked_state_points_to_the_command_that_lists_them(tmp_path: Path) -> None:
+    """`blocked` is a figure of the status, not an item's state: asked for as one, the
+    answer says where blocked steps are listed (before the configuration is read)."""
+    result = _cli("outbox", "list", "--state", "blocked", "--config", str(tmp_path / "x.toml"))
+    assert result.returncode == 2
+    assert "connector outbox blocked" in " ".join(result.stderr.split())
