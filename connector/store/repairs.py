@@ -51,14 +51,23 @@ def requeue(conn: Connection, item_ids: Sequence[int], *, now: float) -> int:
     return changed
 
 
-def supersede(conn: Connection, item_ids: Sequence[int], *, now: float) -> int:
-    """Retire items an operator no longer wants sent."""
+#: The last code of an item an operator dismissed (or a step retired with its header), so
+#: that it is told apart from a version a newer one replaced.
+DISMISSED = "dismissed"
+
+
+def supersede(
+    conn: Connection, item_ids: Sequence[int], *, now: float, noted: dict[str, str] | None = None
+) -> int:
+    """Retire items an operator no longer wants sent; `noted` sets their last code and
+    message too."""
     changed = 0
+    values = {"state": State.SUPERSEDED.value, "updated_at": now, **(noted or {})}
     for part in chunks(sorted(set(item_ids))):
         result = conn.execute(
             update(outbox)
             .where(outbox.c.id.in_(part), outbox.c.state.in_(SUPERSEDABLE))
-            .values(state=State.SUPERSEDED.value, updated_at=now)
+            .values(**values)
         )
         changed += result.rowcount
     return changed
@@ -79,13 +88,14 @@ def dismiss(conn: Connection, item_ids: Sequence[int], *, now: float) -> tuple[l
             among(conn, outbox.c.id, part)
         )
         dead += [(i, k, d) for i, k, d, state in conn.execute(query) if state in _DEAD]
-    supersede(conn, [item_id for item_id, _, _ in dead], now=now)
+    supersede(conn, [item_id for item_id, _, _ in dead], now=now, noted={"last_code": DISMISSED})
     headers = {dossier for _, kind, dossier in dead if kind == Kind.HEADER.value and dossier}
     # A header's key is its dossier number, so the keys with a pending version are dossiers.
     queued, _ = newest_pending(conn, headers)
     stranded = headers - known_among(conn, headers) - set(queued) - _dead_headers(conn, headers)
     steps = [item_id for _, _, item_id, _ in pending_steps_of(conn, stranded)]
-    supersede(conn, steps, now=now)
+    behind = {"last_code": DISMISSED, "last_message": "retired with its dossier's header"}
+    supersede(conn, steps, now=now, noted=behind)
     return [item_id for item_id, _, _ in dead], len(steps)
 
 

@@ -1023,6 +1023,8 @@ def test_dismissing_an_invalid_header_retires_it_and_the_steps_behind_it(store: 
     assert states(store, "D1") == [State.SUPERSEDED]
     assert [states(store, s.key) for s in steps] == [[State.SUPERSEDED]] * 2
     assert store.items(states=[State.INVALID]) == []
+    retired = [i for i in store.items(states=[State.SUPERSEDED]) if i.dossier == "D1"]
+    assert {i.last_code for i in retired} == {"dismissed"}, "told apart from a replaced version"
     assert store.blocked_steps() == 1  # D2's step, whose header is still to go
     # Nothing is lost: the record, read again, is queued again.
     result = store.ingest("dossiers", [header("D1"), *steps], None, now=T0 + 2)
