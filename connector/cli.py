@@ -514,7 +514,8 @@ def outbox_show(item_id: int, config: ConfigOpt = None) -> None:
     for name, value in ((f.name, getattr(item, f.name)) for f in fields(item)):
         if name == "body":
             continue
-        out.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+        shown = iso_utc(value) if name.endswith("_at") and isinstance(value, float) else value
+        out.print(f"[bold]{name}[/bold]: {escape(str(shown))}", highlight=False, soft_wrap=True)
     out.print("[bold]payload[/bold]:")
     out.print_json(data=item.payload)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -493,3 +494,15 @@ def test_bad_config_names_the_key(stack: Stack) -> None:
     result = stack.cli("status", "--config", str(stack.config), check=False)
     assert result.returncode == 2
     assert "source.page_size" in result.stderr
+
+
+def test_outbox_show_gives_times_as_the_status_does(delivered: Stack) -> None:
+    """One item's times are ISO UTC, as everywhere an operator reads them, not epoch
+    seconds; its reason is printed as it is, brackets included."""
+    config = str(delivered.config)
+    listing = delivered.cli("outbox", "list", "--json", "--limit", "1", "--config", config)
+    (row,) = [json.loads(line) for line in listing.stdout.splitlines() if line.strip()]
+    shown = delivered.cli("outbox", "show", str(row["id"]), "--config", config).stdout
+    for name in ("created_at", "updated_at", "next_attempt_at"):
+        assert re.search(rf"^{name}: \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", shown, re.M), shown
+    assert f"last_message: {row['last_message']}" in shown
