@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import structlog
 
 from connector import __version__
@@ -143,6 +144,22 @@ class App:
                 "uptime_s": round(now - self.started_at, 1),
             },
             **figures,
+            **self.snapshot_jobs(),
+            "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
+        }
+
+    def save_jobs(self) -> None:
+        """Keep the jobs' last state in the store (`meta` key `jobs`), for `connector status`
+        while the daemon is not running: the daemon saves it every minute and when it stops.
+        """
+        saved = {key: self.snapshot_jobs()[key] for key in JOBS_SAVED}
+        self.store.put_meta(
+            JOBS_KEY, orjson.dumps({"saved_at": self.clock.now(), **saved}).decode()
+        )
+
+    def snapshot_jobs(self) -> dict[str, Any]:
+        """The jobs' part of the status document."""
+        return {
             "pull": _job(self.health.pull.as_dict()),
             "push": {
                 **_job(self.health.push.as_dict()),
@@ -152,8 +169,20 @@ class App:
                 **_job(self.health.reconcile.as_dict()),
                 "report": _report(self.health.reconcile_report),
             },
-            "session": self.portal.session_state() if "portal" in self.__dict__ else "none",
         }
+
+    def offline_snapshot(self) -> dict[str, Any]:
+        """The status document read from the store alone, the daemon not running: the jobs
+        as the daemon last saved them, said so, and when."""
+        snapshot = self.snapshot()
+        snapshot["daemon"] = {"running": False}
+        saved = self.store.meta().get(JOBS_KEY)
+        if saved is None:
+            return snapshot
+        jobs = orjson.loads(saved)
+        snapshot["daemon"]["jobs_saved_at"] = iso_utc(jobs.get("saved_at"))
+        snapshot.update({key: jobs[key] for key in JOBS_SAVED if key in jobs})
+        return snapshot
 
     def warm_figures(self) -> None:
         """Compute the store figures once, ahead of the first request.
@@ -417,6 +446,11 @@ def _asked(selection: Selection, missing_only: bool) -> str:
     if missing_only:
         parts.append("missing-only")
     return " ".join(parts)
+
+
+#: Where the daemon keeps its jobs' last state, and which parts of the status they are.
+JOBS_KEY = "jobs"
+JOBS_SAVED = ("pull", "push", "reconcile")
 
 
 def _report(report: dict[str, Any]) -> dict[str, Any]:

@@ -255,8 +255,7 @@ def status(
     snapshot = _fetch_status(settings)
     if snapshot is None:
         with opened(config) as app:
-            snapshot = app.snapshot()
-            snapshot["daemon"] = {"running": False}
+            snapshot = app.offline_snapshot()
     if json:
         sys.stdout.write(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

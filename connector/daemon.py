@@ -31,6 +31,8 @@ STOP_GRACE_SECONDS = 30.0
 #: a jump (NTP slews far more gently than this).
 CLOCK_CHECK_SECONDS = 1.0
 CLOCK_JUMP_SECONDS = 5.0
+#: How often the jobs' state is kept in the store for `connector status` (and at a stop).
+JOBS_SAVE_SECONDS = 60.0
 
 
 class Daemon:
@@ -73,6 +75,7 @@ class Daemon:
         guard = asyncio.create_task(
             watch_clock(app.clock, scheduler.reschedule_now, should_stop=self.stopping.is_set)
         )
+        saver = asyncio.create_task(self._save_jobs_every(JOBS_SAVE_SECONDS))
         log.info(
             "connector running",
             source=settings.source.name,
@@ -83,10 +86,24 @@ class Daemon:
             await self.stopping.wait()
         finally:
             guard.cancel()
+            saver.cancel()
             await self._shutdown(scheduler)
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def _save_jobs_every(self, seconds: float) -> None:
+        """The jobs' state into the store now and then, for `connector status` after a
+        stop or a crash; a store that cannot take it now is tried again next time."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self._save_jobs()
+
+    async def _save_jobs(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.app.save_jobs)
+        except StoreError as exc:
+            log.warning("jobs' state not saved", reason=str(exc))
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -121,6 +138,7 @@ class Daemon:
         while scheduler.push_running and loop.time() < deadline:
             await asyncio.sleep(0.05)
         scheduler.shutdown()  # waits for a pull page in progress to be stored
+        await self._save_jobs()
         if self.status is not None:
             await self.status.stop()
         with suppress(Exception):

@@ -234,7 +234,9 @@ def _heading(snapshot: Mapping[str, Any]) -> Text:
     version = snapshot.get("version")
     title = f"connector {version}" if version else "connector"
     if _get(snapshot, "daemon", "running") is False:
-        return Text(f"{title}: daemon not running (read from the state store)", style=_WARN)
+        saved = _get(snapshot, "daemon", "jobs_saved_at")
+        jobs = f"; jobs as the daemon left them at {saved}" if saved else ""
+        return Text(f"{title}: daemon not running (read from the state store{jobs})", style=_WARN)
     started = _text(_get(snapshot, "daemon", "started_at"))
     uptime = _duration(_get(snapshot, "daemon", "uptime_s"))
     return Text(f"{title}: started {started}, up {uptime}", style="bold")

@@ -79,6 +79,26 @@ def test_daemon_delivers_every_valid_record_once(stack: Stack) -> None:
     assert outbox_states(stack.state_db).get("in_flight", 0) == 0
 
 
+def test_the_status_after_a_stop_shows_the_jobs_as_the_daemon_left_them(stack: Stack) -> None:
+    """`connector status` with no daemon running reads the jobs' last state from the store
+    (saved at the stop), says so and when, instead of showing them as never run."""
+    import json
+
+    expected = expected_from_demo(stack.demo_db)
+    stack.start_sandbox()
+    daemon = stack.start_daemon()
+    _wait_for_everything(stack, expected, timeout=120, what="the sandbox to hold the demo")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=30) == 0
+    offline = json.loads(stack.cli("status", "--json", "--config", str(stack.config)).stdout)
+    assert offline["daemon"]["running"] is False
+    assert offline["daemon"]["jobs_saved_at"].endswith("Z")
+    assert offline["push"]["state"] == "ok" and offline["push"]["last_success_at"]
+    assert offline["pull"]["state"] == "ok" and offline["pull"]["last_run_at"]
+    text = stack.cli("status", "--config", str(stack.config)).stdout
+    assert "jobs as the daemon left them at " in " ".join(text.split())
+
+
 def test_status_endpoint_reports_the_pipeline(stack: Stack) -> None:
     """/status, /healthz, /readyz and /metrics answer with the daemon's real figures, the
     store's part of them first computed at start."""
