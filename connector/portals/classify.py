@@ -366,13 +366,9 @@ def align(
             _leave(rest, decided, "results naming no MaHoSo do not match the items")
     if any(r.code not in codes.success for r in foreign):
         # A failure for a dossier not sent may be meant for one of these (a misspelt
-        # MaHoSo): acknowledging them on the call's success could lose a rejection. A
-        # batch of one cannot be split further: its item takes that failure.
+        # MaHoSo): acknowledging them on the call's success could lose a rejection.
         rest = [i for i, d in enumerate(decided) if d is None]
-        if len(keys) == 1 and rest:
-            decided[0] = _first_failure(foreign, codes)
-        else:
-            _leave(rest, decided, "the reply reports failures for dossiers not sent")
+        _leave(rest, decided, "the reply reports failures for dossiers not sent")
     nothing = Unsaid(ambiguous=False, why="not named in the reply's per-item results")
     return [nothing if d is None else d for d in decided]
 
@@ -482,12 +478,27 @@ def decide_batch(
                 detail = reason_text(match.message)
                 raise PortalTransient(f"item error_code {match.code} {detail}".rstrip())
             outcomes.append(outcome_for(match.code, match.message, codes))
-        elif len(keys) == 1 or (call.status is OutcomeStatus.OK and not match.ambiguous):
+        elif len(keys) == 1:
+            outcomes.append(_lone(call, match, results, codes))
+        elif call.status is OutcomeStatus.OK and not match.ambiguous:
             outcomes.append(call)
         else:
             why = f"{match.why}; call error_code {call.code} {call.message}".rstrip()
             outcomes.append(Outcome(status=OutcomeStatus.UNKNOWN, code=call.code, message=why))
     return BatchReply(per_item=True, outcomes=tuple(outcomes), http_status=http_status)
+
+
+def _lone(
+    call: Outcome, match: Unsaid, results: Sequence[ItemResult], codes: ReplyCodes
+) -> Outcome:
+    """A batch of one, which cannot be split further, that no result decides: it takes the
+    call's outcome, unless the call succeeded while the reply reports a failure that may be
+    this item's (a misspelt MaHoSo): then that failure, never the success."""
+    if call.status is OutcomeStatus.OK and match.ambiguous:
+        failure = next((r for r in results if r.code not in codes.success), None)
+        if failure is not None:
+            return outcome_for(failure.code, failure.message, codes)
+    return call
 
 
 def push_reply(

@@ -17,6 +17,7 @@ and audit trail). Every invariant is checked and every violation reported, not t
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -174,15 +175,26 @@ def _acked(report: Report, portal: sqlite3.Connection, state: sqlite3.Connection
         "|".join(r) for r in portal.execute("SELECT ma_ho_so, thoi_diem, trang_thai FROM steps")
     }
     confirmed = _acknowledged_keys(state)
-    acked = state.execute("SELECT id, kind, key, dossier FROM outbox WHERE state = 'acked'")
+    applied = {
+        (code, digest) for code, digest in portal.execute("SELECT ma_ho_so, hash FROM applications")
+    }
+    acked = state.execute(
+        "SELECT id, kind, key, dossier, payload FROM outbox WHERE state = 'acked'"
+    )
     count = 0
-    for item_id, kind, key, dossier in acked:
+    for item_id, kind, key, dossier, payload in acked:
         count += 1
         held = dossier in held_dossiers if kind == "header" else key in held_steps
         if not held:
             report.add("d", f"outbox item {item_id} ({kind} {key}) is ACKED but not held")
         if key not in confirmed[kind]:
             report.add("d", f"outbox item {item_id} ({kind} {key}) is ACKED without an ack reply")
+        # The very version, not only its dossier: an earlier version's acknowledgement says
+        # nothing about this one. The sandbox hashes the canonical JSON the outbox keeps.
+        if kind == "header" and (dossier, hashlib.sha256(payload).hexdigest()) not in applied:
+            report.add(
+                "d", f"outbox item {item_id} (header {key}) is ACKED, a version never applied"
+            )
     report.figures["acked_items"] = count
 
 

@@ -74,7 +74,8 @@ def test_results_naming_other_dossiers_decide_nothing() -> None:
     """Per-item results naming dossiers not in the batch decide none of its items, and a
     failure among them keeps even a success call from acknowledging the items nothing named
     (positions cannot be trusted): they are unknown, sent again in smaller batches. A batch
-    of one that nothing names takes the call's outcome."""
+    of one that nothing names takes the call's outcome, or, when the call succeeded, the
+    failure reported (it may be its own under a misspelt MaHoSo)."""
     codes = ReplyCodes(success=frozenset({"0"}))
     results = [ItemResult(code="0", key="X"), ItemResult(code="7", key="Y")]
     for call in (outcome_for("0", "ok", codes), outcome_for("7", "bad", codes)):
@@ -82,3 +83,5 @@ def test_results_naming_other_dossiers_decide_nothing() -> None:
         assert [o.status for o in reply.outcomes] == [OutcomeStatus.UNKNOWN] * 2
     rejected = outcome_for("7", "bad", codes)
     assert decide_batch(rejected, results, ["A"], codes).outcomes == (rejected,)
+    succeeded = decide_batch(outcome_for("0", "ok", codes), results, ["A"], codes)
+    assert succeeded.outcomes == (outcome_for("7", "", codes),)

@@ -44,10 +44,18 @@ async def test_checker_reports_every_violation(rig: Rig) -> None:
         f"UPDATE steps SET seq = -seq WHERE ma_ho_so = '{stepped}'",
         "UPDATE steps SET received_count = 2",
     )
+    with closing(sqlite3.connect(rig.state_db)) as db:
+        (later,) = db.execute(
+            "SELECT dossier FROM outbox WHERE kind = 'header' AND state = 'acked'"
+            f" AND dossier NOT IN ('{lost}', '{doubled}') LIMIT 1"
+        ).fetchone()
     _edit(
         rig.state_db,
         f"UPDATE outbox SET state = 'parked' WHERE kind = 'header' AND dossier = '{doubled}'",
         "DELETE FROM audit WHERE action = 'reply' AND service = 'CapNhatTienDoHoSoMC'",
+        # A version the portal never applied, marked acknowledged (its dossier's was).
+        'UPDATE outbox SET payload = CAST(\'{"MaHoSo": "x"}\' AS BLOB)'
+        f" WHERE kind = 'header' AND state = 'acked' AND dossier = '{later}'",
     )
     report = rig.check(Bounds(duplicate_steps=1))
     text = "\n".join(report.violations)
@@ -56,6 +64,7 @@ async def test_checker_reports_every_violation(rig: Rig) -> None:
     assert "re-sent steps, more than 1" in text
     assert f"(c) dossier {stepped}: step at" in text
     assert "ACKED without an ack reply" in text
+    assert f"(header {later}) is ACKED, a version never applied" in text
     assert f"(e) valid dossier {doubled} is a dead letter (parked)" in text
     with pytest.raises(AssertionError, match="violation"):
         assert_clean(report)
