@@ -299,9 +299,13 @@ def resync(
     config: ConfigOpt = None,
     dossier: Annotated[str | None, typer.Option(help="One dossier (MaHoSo).")] = None,
     since: Annotated[
-        str | None, typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM]).")
+        str | None,
+        typer.Option(help="Received on or after (YYYY-MM-DD[THH:MM], the local system's time)."),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Received before (YYYY-MM-DD[THH:MM]).")] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Received before (YYYY-MM-DD[THH:MM], the local system's time)."),
+    ] = None,
     changed_since: Annotated[
         str | None,
         typer.Option(help="Changed on or after (YYYY-MM-DD[THH:MM], local time unless zoned)."),
