@@ -256,7 +256,10 @@ def sandbox_command(
         float, typer.Option(min=0.0, max=1.0, help="Share of calls that get a fault.")
     ] = 0.0,
     faults: Annotated[
-        str, typer.Option(help="Comma list of 503,500,stall,reset,429,slow.")
+        str,
+        typer.Option(
+            help="Which faults, comma-separated, from: 503, 500, stall, reset, 429, slow."
+        ),
     ] = "503",
     stall_seconds: Annotated[
         float, typer.Option(help="How long a 'stall' fault holds a call.")
