@@ -835,6 +835,13 @@ def audit_verify(
         check = verify_audit(_sql_store(app, "audit verify"), archives=archive or [])
     if check.ok:
         out.print(f"[green]audit trail intact[/green]: {check.checked} records")
+        if check.trusted_up_to:
+            out.print(
+                f"records up to seq {check.trusted_up_to} were archived: the chain was "
+                "walked from the last one on trust; `--archive FILE` (each archive, oldest "
+                "first) walks it from the first record",
+                highlight=False,
+            )
         return
     fail(f"audit trail broken at record {check.first_bad_seq}: {check.reason}")
 

@@ -68,6 +68,9 @@ class AuditCheck:
     checked: int
     first_bad_seq: int | None = None
     reason: str = ""
+    #: The last archived record, whose hash the walk started from on trust (no archives
+    #: given); 0 when the walk started from the first record ever written.
+    trusted_up_to: int = 0
 
 
 class HasEngine(Protocol):
@@ -199,7 +202,7 @@ def _verify(conn: Connection, archives: Sequence[Path]) -> AuditCheck:
     if head != f"{last}:{walk.prev}":
         reason = f"the trail ends at seq {last} but its recorded head is {head.split(':')[0]}"
         return walk.broken(reason)
-    return AuditCheck(ok=True, checked=walk.checked)
+    return AuditCheck(ok=True, checked=walk.checked, trusted_up_to=0 if archives else base_seq)
 
 
 # --- archiving --------------------------------------------------------------------------------

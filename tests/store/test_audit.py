@@ -164,8 +164,9 @@ def test_archiving_moves_old_records_and_the_chain_still_verifies(tmp_path: Path
     assert (first.records, first.first_seq, first.last_seq) == (3, 1, 3)
     assert [r.seq for r in read_audit(store)] == [4, 5]
     assert verify_audit(store).ok and verify_audit(store).checked == 2
+    assert verify_audit(store).trusted_up_to == 3, "the base is taken on trust, and said so"
     whole = verify_audit(store, archives=[tmp_path / "a1.jsonl"])
-    assert whole.ok and whole.checked == 5
+    assert whole.ok and whole.checked == 5 and whole.trusted_up_to == 0
 
     store.audit([_event_at(600.0)])
     second = archive_audit(store, before=10_000.0, target=tmp_path / "a2.jsonl")
