@@ -13,7 +13,6 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import structlog
 
 from connector import __version__
@@ -31,6 +30,7 @@ from connector.mapfiles import load_mapping
 from connector.metrics import Metrics
 from connector.portals.rest import build_portal
 from connector.ports import AuditEvent, Clock, Portal, Selection, Source, Store
+from connector.saved_jobs import save_jobs, with_saved_jobs
 from connector.settings import Settings
 from connector.sources.sql import SqlSource
 from connector.sources.streams import StreamSpec, compile_streams
@@ -149,13 +149,8 @@ class App:
         }
 
     def save_jobs(self) -> None:
-        """Keep the jobs' last state in the store (`meta` key `jobs`), for `connector status`
-        while the daemon is not running: the daemon saves it every minute and when it stops.
-        """
-        saved = {key: self.snapshot_jobs()[key] for key in JOBS_SAVED}
-        self.store.put_meta(
-            JOBS_KEY, orjson.dumps({"saved_at": self.clock.now(), **saved}).decode()
-        )
+        """Keep the jobs' last state in the store for `connector status` after a stop."""
+        save_jobs(self.store, self.snapshot_jobs(), saved_at=iso_utc(self.clock.now()) or "")
 
     def snapshot_jobs(self) -> dict[str, Any]:
         """The jobs' part of the status document."""
@@ -176,13 +171,7 @@ class App:
         as the daemon last saved them, said so, and when."""
         snapshot = self.snapshot()
         snapshot["daemon"] = {"running": False}
-        saved = self.store.meta().get(JOBS_KEY)
-        if saved is None:
-            return snapshot
-        jobs = orjson.loads(saved)
-        snapshot["daemon"]["jobs_saved_at"] = iso_utc(jobs.get("saved_at"))
-        snapshot.update({key: jobs[key] for key in JOBS_SAVED if key in jobs})
-        return snapshot
+        return with_saved_jobs(snapshot, self.store)
 
     def warm_figures(self) -> None:
         """Compute the store figures once, ahead of the first request.
@@ -446,11 +435,6 @@ def _asked(selection: Selection, missing_only: bool) -> str:
     if missing_only:
         parts.append("missing-only")
     return " ".join(parts)
-
-
-#: Where the daemon keeps its jobs' last state, and which parts of the status they are.
-JOBS_KEY = "jobs"
-JOBS_SAVED = ("pull", "push", "reconcile")
 
 
 def _report(report: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import anyio.to_thread
 import structlog
 
 from connector.app import App, OperatorActions
+from connector.core.masking import scrub_text
 from connector.errors import StoreError
 from connector.jobs.housekeeping import housekeeping
 from connector.ports import Clock
@@ -100,10 +101,12 @@ class Daemon:
             await self._save_jobs()
 
     async def _save_jobs(self) -> None:
+        """Best effort: whatever stops a save (a full disk, a store gone) is logged and the
+        daemon goes on, or stops as it was stopping."""
         try:
             await anyio.to_thread.run_sync(self.app.save_jobs)
-        except StoreError as exc:
-            log.warning("jobs' state not saved", reason=str(exc))
+        except Exception as exc:  # a status nicety must not stop the daemon
+            log.warning("jobs' state not saved", reason=scrub_text(str(exc)))
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -54,15 +54,17 @@ class Selection:
 
     def backwards(self) -> list[tuple[str, str]]:
         """The windows that select nothing because they end before they start, as (start
-        field, end field): asked by mistake, they would report "nothing matched"."""
+        field, end field): asked by mistake, they would report "nothing matched". A window
+        with one bound zoned and the other not is left to the source, which places each."""
         windows = (("since", "until"), ("changed_since", "changed_until"))
-        return [
-            (start, end)
-            for start, end in windows
-            if (low := getattr(self, start)) is not None
-            and (high := getattr(self, end)) is not None
-            and low >= high
-        ]
+        found = []
+        for start, end in windows:
+            low, high = getattr(self, start), getattr(self, end)
+            if low is None or high is None or (low.tzinfo is None) != (high.tzinfo is None):
+                continue
+            if low >= high:
+                found.append((start, end))
+        return found
 
 
 class Source(Protocol):

@@ -127,15 +127,17 @@ def judge(
     """One verdict per item sent, aligned with the items."""
     if not reply.per_item and batch_size > 1 and reply.outcomes[0].status != OutcomeStatus.OK:
         return [(Verdict.SPLIT, o) for o in reply.outcomes]
-    return [(_verdict(o, kind), o) for o in reply.outcomes]
+    held_step = kind is Kind.STEP and reply.per_item
+    return [(_verdict(o, held_step=held_step), o) for o in reply.outcomes]
 
 
-def _verdict(outcome: Outcome, kind: Kind) -> Verdict:
+def _verdict(outcome: Outcome, *, held_step: bool) -> Verdict:
     if outcome.status == OutcomeStatus.OK:
         return Verdict.ACK
-    if outcome.status == OutcomeStatus.EXISTS and kind is Kind.STEP:
-        # The portal holds a step with the same identity (MaHoSo, ThoiDiemXuLy, TrangThai),
-        # which is this step: a resend after a lost reply, say. Retrying could never succeed.
+    if outcome.status == OutcomeStatus.EXISTS and held_step:
+        # A per-item result says the portal holds a step with this identity (MaHoSo,
+        # ThoiDiemXuLy, TrangThai), which is this step: a resend after a lost reply, say.
+        # Retrying could never succeed. A call-level "exists" names no step: not taken.
         return Verdict.ACK
     if outcome.status in (OutcomeStatus.EXISTS, OutcomeStatus.MISSING):
         return Verdict.REPAIR

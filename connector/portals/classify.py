@@ -187,11 +187,13 @@ def service_answer(
 ) -> Answer:
     """Classify a service call's reply: raise call-level failures, return everything else.
 
-    A configured session-expired `error_code` means what it says whatever the HTTP status,
-    a 5xx included: a portal that answers a stale token with a 500 is logged in again at
-    once, not retried with the same token until the session's time runs out.
+    A 5xx carrying a configured session-expired `error_code` and no Retry-After is taken as
+    an expired session: a portal that answers a stale token with a 500 is logged in again
+    at once, not retried with the same token until the session's time runs out. With a
+    Retry-After the portal asked for a wait, which is honoured. (If the fresh session meets
+    the same 5xx, the portal is failing, not refusing: see `RestPortal._authorised`.)
     """
-    if status >= 500:
+    if status >= 500 and retry_after_s is None:
         body = _optional_object(raw)
         if code_of(body.get("error_code")) in codes.session_expired:
             return Answer(status=status, body=body, expired=True)
@@ -206,6 +208,10 @@ def service_answer(
     return _coded_answer(status, parse_object(raw), codes, service)
 
 
+#: The one service whose "already exists" is about the call's isUpdating (see above).
+HEADER_SERVICE = "DongBoHoSoMC"
+
+
 def _rejected_answer(
     status: int, body: Mapping[str, Any], codes: ReplyCodes, service: str
 ) -> Answer:
@@ -217,11 +223,12 @@ def _rejected_answer(
     """
     code, message = code_of(body.get("error_code")), message_of(body)
     if not code or code in codes.success:
-        # The status alone is the signal. A 409 listed among the already-exists codes keeps
-        # that meaning: a create resent after its reply was lost is then repaired, not
-        # dead-lettered. A bare 404 is not taken as not-found: a wrong path answers 404 too,
-        # and a lookup reading it as "not held" would resend what the portal holds.
-        exists = str(status) in codes.already_exists
+        # The status alone is the signal. On DongBoHoSoMC a 409 listed among the
+        # already-exists codes keeps that meaning: a create resent after its reply was lost
+        # is then repaired (looked up first), not dead-lettered. Nowhere else: a conflict on
+        # steps confirms nothing. A bare 404 is not taken as not-found: a wrong path
+        # answers 404 too, and a lookup reading it as "not held" would resend what is held.
+        exists = service == HEADER_SERVICE and str(status) in codes.already_exists
         family = OutcomeStatus.EXISTS if exists else OutcomeStatus.REJECTED
         outcome = Outcome(status=family, code=f"HTTP {status}", message=message)
         return Answer(status=status, body=body, rejected=outcome)
@@ -426,11 +433,7 @@ def _decide_group(
         _leave(group, decided, f"the reply's results for {what} disagree")
         return
     elif len(entries) < len(group):
-        if entries[0].code in codes.success:
-            why = f"{len(entries)} success(es) for {len(group)} items of {what}"
-            for index in group:
-                decided[index] = Unsaid(ambiguous=False, why=why)
-        else:
+        if entries[0].code not in codes.success:  # successes alone: left as unnamed items
             why = f"{len(entries)} failure(s) for {len(group)} items of {what}, not told apart"
             _leave(group, decided, why)
         return
@@ -493,12 +496,17 @@ def _lone(
 ) -> Outcome:
     """A batch of one, which cannot be split further, that no result decides: it takes the
     call's outcome, unless the call succeeded while the reply reports a failure that may be
-    this item's (a misspelt MaHoSo): then that failure, never the success."""
-    if call.status is OutcomeStatus.OK and match.ambiguous:
-        failure = next((r for r in results if r.code not in codes.success), None)
-        if failure is not None:
-            return outcome_for(failure.code, failure.message, codes)
-    return call
+    this item's (a misspelt MaHoSo). That failure is never taken for a success, nor for an
+    "already exists" or "not found" about this item: it refuses the item with the
+    portal's code and message, or leaves its fate unknown when the code is a transient or
+    session one (tried again later, as for a call that failed)."""
+    failure = next((r for r in results if r.code not in codes.success), None)
+    if call.status is not OutcomeStatus.OK or not match.ambiguous or failure is None:
+        return call
+    if failure.code in codes.transient or failure.code in codes.session_expired:
+        why = f"a result for a dossier not sent: error_code {failure.code} {failure.message}"
+        return Outcome(status=OutcomeStatus.UNKNOWN, code=failure.code, message=why.rstrip())
+    return Outcome(status=OutcomeStatus.REJECTED, code=failure.code, message=failure.message)
 
 
 def push_reply(

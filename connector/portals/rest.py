@@ -135,6 +135,11 @@ class RestPortal:
         log.info("portal.session_expired", service=service, generation=token.generation)
         token = await self._session.renew(token)
         answer = await self._send(path, token, body)
+        if answer.expired and answer.status >= 500:
+            # The same 5xx with a fresh session: the code was the portal's error, not a
+            # verdict on the session (some portals use "-1" for both). Retried as a failure.
+            said = classify.expiry_reason(answer)
+            raise PortalTransient(self._redact(f"{service}: HTTP {answer.status} {said}"))
         if answer.expired:
             reason = self._redact(
                 f"{service}: the portal refused the session right after a fresh login: "

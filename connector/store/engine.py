@@ -8,7 +8,6 @@ write would fail with "database is locked" instead of waiting for each other.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import operator
 import os
@@ -34,6 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from connector.errors import StoreError
 
 #: Execution option marking a connection whose transaction only reads (plain `BEGIN`).
 READ_ONLY = "connector_read_only"
@@ -71,7 +72,10 @@ def _sqlite_engine(url: URL) -> Engine:
         )
     else:
         path = Path(str(url.database)).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
         create_private(path)
         engine = create_engine(
             url, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
@@ -89,8 +93,12 @@ def create_private(path: Path) -> None:
     shared-memory files the database file's permissions. An existing file keeps its own,
     which an operator may have set on purpose.
     """
-    with contextlib.suppress(FileExistsError):
+    try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {exc.strerror}") from None
 
 
 def _sqlite_session(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -246,3 +246,15 @@ def test_listing_the_blocked_state_points_to_the_command_that_lists_them(tmp_pat
     result = _cli("outbox", "list", "--state", "blocked", "--config", str(tmp_path / "x.toml"))
     assert result.returncode == 2
     assert "connector outbox blocked" in " ".join(result.stderr.split())
+
+
+def test_a_state_store_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    """A state file under a path that cannot be made (a file where a folder should be) ends
+    the command with one line naming it, not a traceback."""
+    (tmp_path / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    text = GOOD.replace('url = "sqlite:///state.db"', 'url = "sqlite:///blocker/var/state.db"')
+    result = _cli("outbox", "list", "--config", str(_write(tmp_path, text)))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot create the folder" in lines[0], result.stderr
+    assert "blocker" in lines[0] and "Traceback" not in result.stderr

@@ -17,7 +17,7 @@ from connector import settings as settings_mod
 from connector.app import App, OperatorActions
 from connector.core.records import Kind, State
 from connector.demo.schema import COLUMNS
-from connector.errors import MappingError, SourceError
+from connector.errors import MappingError, SourceError, StoreError
 from connector.jobs.pull import PullJob
 from connector.jobs.resync import GONE, resync
 from connector.ports import OutboxItem, Selection, Source
@@ -415,3 +415,23 @@ def test_the_status_gives_the_last_reconciliation_s_time_as_every_other(app: App
     report = app.snapshot()["reconcile"]["report"]
     assert report == {"at": "2026-11-27T04:00:00Z", "checked": 3, "drift": {}, "examples": []}
     assert app.health.reconcile_report["at"] == at, "the job's own report is left alone"
+
+
+def test_the_status_without_a_daemon_still_comes_when_the_store_cannot_say(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs a stopped daemon saved are read from the store; a store that cannot be read
+    leaves them out, and the status still comes, saying why its figures are missing."""
+    app.save_jobs()
+    saved = app.offline_snapshot()
+    assert saved["daemon"]["running"] is False and saved["daemon"]["jobs_saved_at"]
+
+    def unreadable() -> None:
+        raise StoreError("state store meta read failed: disk I/O error")
+
+    monkeypatch.setattr(app.store, "meta", unreadable)
+    monkeypatch.setattr(app.store, "counts", unreadable)
+    app.figures_changed()  # the figures are shared between reads for a while
+    offline = app.offline_snapshot()
+    assert offline["daemon"] == {"running": False}
+    assert offline["state_store"].startswith("unavailable: ")

@@ -100,14 +100,17 @@ def test_per_item_outcomes_decide_each_item() -> None:
 
 
 def test_a_step_the_portal_already_holds_is_acknowledged() -> None:
-    """An already-exists code for a step means the portal holds that very step (a step's
-    identity is its dossier, time and status): retrying it could never succeed. For a
-    header it means isUpdating was wrong, and the dossier is looked up."""
+    """An already-exists code in a per-item result for a step means the portal holds that
+    very step (a step's identity is its dossier, time and status): retrying it could never
+    succeed. For a header it means isUpdating was wrong, and the dossier is looked up."""
     reply = _reply(True, OutcomeStatus.EXISTS, OutcomeStatus.MISSING)
     steps = [v for v, _ in judge(reply, batch_size=2, kind=Kind.STEP)]
     headers = [v for v, _ in judge(reply, batch_size=2, kind=Kind.HEADER)]
     assert steps == [Verdict.ACK, Verdict.REPAIR]
     assert headers == [Verdict.REPAIR, Verdict.REPAIR]
+    # A call-level "exists" names no step: it confirms nothing.
+    whole = _reply(False, OutcomeStatus.EXISTS)
+    assert [v for v, _ in judge(whole, batch_size=1, kind=Kind.STEP)] == [Verdict.REPAIR]
 
 
 def test_whole_batch_refusal_is_split() -> None:

@@ -173,6 +173,11 @@ def test_failures_for_dossiers_not_sent_do_not_let_a_success_ack_the_rest() -> N
     assert single.outcomes == (outcome_for("7", "sai", CODES),)
     spelt = decide_batch(OK, [ItemResult(code="7", key="b")], ["B"], CODES)
     assert _statuses(spelt) == [OutcomeStatus.REJECTED]
+    # Never taken for an "exists" about this item, nor as a refusal when it is transient.
+    exists = decide_batch(OK, [ItemResult(code="409", key="b")], ["B"], CODES)
+    assert _statuses(exists) == [OutcomeStatus.REJECTED]
+    busy = decide_batch(OK, [ItemResult(code="503", key="b")], ["B"], CODES)
+    assert _statuses(busy) == [OutcomeStatus.UNKNOWN]
 
 
 # Step results matched by MaHoSo group and step identity, never by position (F3).
@@ -216,6 +221,9 @@ def test_fewer_results_than_steps_decide_none_of_them() -> None:
     successes = [ItemResult(code="0", key="A"), ItemResult(code="0", key="A")]
     partial = decide_batch(FAILED, successes, keys, CODES)
     assert _statuses(partial) == [OutcomeStatus.UNKNOWN] * 4
+    with_foreign = [ItemResult(code="0", key="A"), ItemResult(code="7", key="Ax")]
+    held_back = decide_batch(OK, with_foreign, keys, CODES)
+    assert _statuses(held_back) == [OutcomeStatus.UNKNOWN] * 4, "a failure may be theirs"
     as_many = [ItemResult(code="7", key="A")] * 3
     assert _statuses(decide_batch(OK, as_many, keys, CODES))[:3] == [OutcomeStatus.REJECTED] * 3
 

@@ -199,9 +199,10 @@ async def test_whole_batch_already_exists(mock: respx.MockRouter, portal: RestPo
 async def test_a_bare_http_409_is_already_exists(
     mock: respx.MockRouter, portal: RestPortal
 ) -> None:
-    """HTTP 409 without an error_code, 409 being among the already-exists codes: the items
-    are EXISTS (isUpdating is repaired), not dead-lettered. A bare 404 stays a rejection:
-    a wrong path answers 404 too."""
+    """HTTP 409 without an error_code on DongBoHoSoMC, 409 being among the already-exists
+    codes: the items are EXISTS (isUpdating is repaired after a lookup), not dead-lettered.
+    A bare 404 stays a rejection (a wrong path answers 404 too), and so does a bare 409 on
+    steps: a conflict there confirms nothing."""
     routes(mock, httpx.Response(409, json={"message": "Hồ sơ đã tồn tại"}))
     reply = await portal.push_headers(HEADERS[:1], updating=False)
     assert reply.outcomes == (
@@ -210,6 +211,9 @@ async def test_a_bare_http_409_is_already_exists(
     mock.post("/integration").mock(return_value=httpx.Response(404, text="Not Found"))
     reply = await portal.push_headers(HEADERS[:1], updating=True)
     assert reply.outcomes == (Outcome(status=OutcomeStatus.REJECTED, code="HTTP 404"),)
+    mock.post("/integration").mock(return_value=httpx.Response(409, json={"message": "x"}))
+    reply = await portal.push_steps([{"MaHoSo": "A"}])
+    assert reply.outcomes == (Outcome(status=OutcomeStatus.REJECTED, code="HTTP 409", message="x"),)
 
 
 async def test_one_result_sent_as_an_object_decides_its_item(

@@ -12,7 +12,7 @@ import respx
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus
-from connector.errors import PortalRefused
+from connector.errors import PortalRefused, PortalTransient
 from connector.portals.rest import RestPortal
 from tests.portals.portal_fakes import PASSWORD, FakeClock, body_of, login_ok, ok
 
@@ -47,6 +47,28 @@ class TokenPortal:
 def install(mock: respx.MockRouter, fake: TokenPortal) -> None:
     mock.post("/auth").mock(side_effect=fake.login)
     mock.post("/integration").mock(side_effect=fake.service)
+
+
+async def test_a_5xx_with_the_expired_code_that_persists_is_a_failure_not_a_refusal(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """Some portals say "-1" for any error: a 503 with it meets a fresh session the same
+    way, so it is a transient failure (retried, then given up), never a refused login; and
+    a Retry-After on it is a wait to honour, not a session to renew."""
+    auth = mock.post("/auth").mock(side_effect=[login_ok(f"tok-{n}") for n in range(1, 20)])
+    failing = httpx.Response(503, json={"error_code": "-1", "message": "Lỗi hệ thống"})
+    mock.post("/integration").mock(return_value=failing)
+    with pytest.raises(PortalTransient) as caught:
+        await portal.push_steps(ITEM)
+    assert "HTTP 503" in caught.value.reason
+    assert not portal.session_state().startswith("refused")
+    logins = auth.call_count
+    waited = httpx.Response(503, headers={"Retry-After": "120"}, json={"error_code": "-1"})
+    mock.post("/integration").mock(return_value=waited)
+    with pytest.raises(PortalTransient) as hinted:
+        await portal.push_steps(ITEM)
+    assert hinted.value.retry_after == 120.0
+    assert auth.call_count == logins, "no new login for a wait the portal asked for"
 
 
 @pytest.mark.parametrize("status", [200, 500, 503])

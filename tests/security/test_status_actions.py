@@ -140,6 +140,15 @@ async def test_resync_can_queue_only_what_is_missing() -> None:
     assert selection.dossier == "000.00.01.H26-261120-0001"
 
 
+async def test_a_window_with_one_zoned_bound_is_left_to_the_source() -> None:
+    """One bound zoned and the other not cannot be compared here: the resync runs."""
+    actions = FakeActions()
+    body = {"changed_since": "2026-11-01", "changed_until": "2026-11-02T00:00Z"}
+    async with _client(actions) as client:
+        reply = await client.post("/actions/resync", json=body, headers=AUTH)
+    assert reply.status_code == 200, reply.text
+
+
 @pytest.mark.parametrize(
     ("path", "body", "words"),
     [

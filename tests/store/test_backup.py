@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,12 @@ def test_the_copy_is_checked_and_says_what_it_holds(tmp_path: Path) -> None:
 def test_the_store_and_its_copies_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     """They hold payloads with personal data in clear: a new store, its WAL and a backup
     are made 0600 whatever the umask; a store that already exists keeps its mode."""
-    store = _store(tmp_path / "state.db")
-    back_up(store.engine, tmp_path / "copy.db")
+    umask = os.umask(0)  # the most permissive: nothing here relies on it
+    try:
+        store = _store(tmp_path / "state.db")
+        back_up(store.engine, tmp_path / "copy.db")
+    finally:
+        os.umask(umask)
     made = ["state.db", "state.db-wal", "copy.db"]
     assert {name: (tmp_path / name).stat().st_mode & 0o777 for name in made} == dict.fromkeys(
         made, 0o600
