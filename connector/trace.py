@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from connector.app import App
 from connector.core.records import DEAD_STATES, Kind, Mapped, PortalView, State
 from connector.errors import PortalRefused, PortalTransient
-from connector.jobs.pull import read_dossier
+from connector.jobs.pull import read_whole_dossier
 from connector.ports import OutboxItem
 from connector.store.audit import AuditRecord, read_audit
 from connector.store.sql import SqlStore
@@ -144,12 +144,8 @@ def trace(app: App, dossier: str, *, ask_portal: bool = True, calls: int = 20) -
 
 def read_local(app: App, dossier: str) -> list[Mapped]:
     """The dossier's records in the local system (header and steps), mapped now."""
-    return [
-        mapped
-        for stream in app.source.streams()
-        for page in read_dossier(app.source, app.mapping, stream, dossier)
-        for mapped in page
-    ]
+    local = read_whole_dossier(app.source, app.mapping, dossier)
+    return [mapped for records in local.values() for mapped in records]
 
 
 def _calls(app: App, dossier: str, limit: int) -> list[AuditRecord]:

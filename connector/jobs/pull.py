@@ -55,6 +55,16 @@ def read_dossier(
         yield map_records(mapping, stream, records)
 
 
+def read_whole_dossier(
+    source: Source, mapping: CompiledMapping, dossier: str
+) -> dict[str, list[Mapped]]:
+    """Every stream's records of one dossier, mapped now (a retry's re-read, a trace)."""
+    return {
+        stream: [m for page in read_dossier(source, mapping, stream, dossier) for m in page]
+        for stream in source.streams()
+    }
+
+
 class PullJob:
     """Drains every stream page by page, up to `max_pages` per stream per run."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from connector.core.mapping import CompiledMapping
 from connector.core.records import State
-from connector.jobs.pull import map_records, read_dossier
+from connector.jobs.pull import map_records, read_whole_dossier
 from connector.ports import Clock, OutboxItem, Selection, Source, Store
 
 
@@ -117,10 +117,7 @@ def _reread(
     retired and read under no number at all, its steps then missing from the portal with
     nothing saying so. What is queued is what `resync --dossier N --missing-only` would.
     """
-    local = {
-        stream: [m for page in read_dossier(source, mapping, stream, item.dossier) for m in page]
-        for stream in source.streams()
-    }
+    local = read_whole_dossier(source, mapping, item.dossier)
     if item.source_ref not in {m.source_ref for mapped in local.values() for m in mapped}:
         return RetryResult(item_id=item.id, action=GONE)
     store.supersede([item.id], now=clock.now())
