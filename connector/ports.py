@@ -251,8 +251,11 @@ class Store(Protocol):
         counts as due."""
         ...
 
-    def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
-        """Record outcomes; an acknowledged header makes its dossier known to the portal."""
+    def settle(self, settlements: Sequence[Settlement], *, now: float) -> frozenset[int]:
+        """Record outcomes; an acknowledged header makes its dossier known to the portal.
+
+        Returns the ids of refused or parked items left as they were because a newer version
+        had superseded them meanwhile: no dead letters, whatever the reply said."""
         ...
 
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:

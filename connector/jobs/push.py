@@ -267,8 +267,8 @@ class PushJob:
                 )
             else:
                 settlements.append(self._final(item, State.REJECTED, outcome))
-        await self._db(self._store.settle, settlements, now=now)
-        self._count(kind, settlements)
+        moot = await self._db(self._store.settle, settlements, now=now)
+        self._count(kind, settlements, moot)
         # The reply left these undecided: send them again in smaller batches (each a call of
         # its own in the audit trail) until a reply decides them; a batch of one always is.
         # Halves keep the batch's order, so a dossier's steps stay in time order.
@@ -320,7 +320,7 @@ class PushJob:
         hint = bounded(exc.retry_after)
         why = await self._failed_call(exc)
         settlements = [self._retry(i, now, hint, exc.reason, why=why) for i in items]
-        await self._db(self._store.settle, settlements, now=now)
+        moot = await self._db(self._store.settle, settlements, now=now)
         await self._audit(
             AuditEvent(
                 at=now,
@@ -333,7 +333,7 @@ class PushJob:
         )
         outcome = "throttled" if exc.throttled else "transient"
         self._metrics.calls.labels(SERVICE[kind], outcome).inc()
-        self._count(kind, settlements)
+        self._count(kind, settlements, moot)
         self._troubled = True
         self._health.push.failed(now, f"portal unavailable: {exc.reason}", state="retrying")
         self._pause(exc, hint)
@@ -482,12 +482,18 @@ class PushJob:
         self._health.push.failed(now, f"portal refused the connector: {reason}", state="refused")
         log.error("portal refused the connector; items stay queued", reason=reason, retry_in_s=wait)
 
-    def _count(self, kind: Kind, settlements: list[Settlement]) -> None:
+    def _count(
+        self, kind: Kind, settlements: list[Settlement], moot: frozenset[int] = frozenset()
+    ) -> None:
+        """Tally what the calls did; a refusal of a version superseded meanwhile (`moot`)
+        made no dead letter, so it is counted as sent but not as dead-lettered."""
         tally: dict[str, int] = {}
         for s in settlements:
             outcome = _OUTCOME.get(s.state, "transient")
             tally[outcome] = tally.get(outcome, 0) + 1
-            if s.state in (State.REJECTED, State.PARKED):
+            if s.item_id in moot:
+                log.info("refused version already replaced", item=s.item_id, code=s.code)
+            elif s.state in (State.REJECTED, State.PARKED):
                 self._dead_letter(kind, s)
         for outcome, n in tally.items():
             self._metrics.sent.labels(kind.value, outcome).inc(n)

@@ -305,17 +305,33 @@ def known_among(conn: Connection, dossiers: set[str]) -> set[str]:
     return found
 
 
-def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -> None:
-    """Record each outcome; acknowledged headers make their dossier known (see `Store.settle`)."""
+def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -> frozenset[int]:
+    """Record each outcome; acknowledged headers make their dossier known (see `Store.settle`).
+
+    Returns the ids whose refusal or parking was not recorded because the item had been
+    superseded meanwhile, so the push does not count them as new dead letters.
+    """
     retries = [s for s in settlements if s.state is State.PENDING]
     final = [s for s in settlements if s.state in _SETTLED]
     if len(retries) + len(final) != len(settlements):
         odd = sorted({s.state.value for s in settlements} - {s.value for s in _SETTLED})
         raise ValueError(f"cannot settle an item as {', '.join(odd)}")
+    moot = _superseded_among(conn, [s.item_id for s in final if s.state is not State.ACKED])
     _settle_final(conn, final, now)
     _settle_retries(conn, retries, now)
     acked = [s.item_id for s in final if s.state is State.ACKED and s.kind is not Kind.STEP]
     _mark_known(conn, acked, now)
+    return moot
+
+
+def _superseded_among(conn: Connection, item_ids: Sequence[int]) -> frozenset[int]:
+    """Which of `item_ids` are superseded; only refusals and parkings are asked about, and
+    they are rare, so a healthy round pays nothing for it."""
+    found: set[int] = set()
+    for part in chunks(sorted(item_ids)):
+        query = select(outbox.c.id, outbox.c.state).where(among(conn, outbox.c.id, part))
+        found.update(i for i, state in conn.execute(query) if state == State.SUPERSEDED.value)
+    return frozenset(found)
 
 
 def _settle_final(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:

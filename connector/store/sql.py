@@ -104,9 +104,9 @@ class SqlStore:
         with self._write("claim") as conn:
             return delivery.claim(conn, kind, limit, now=now, max_wait=max_wait)
 
-    def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
+    def settle(self, settlements: Sequence[Settlement], *, now: float) -> frozenset[int]:
         with self._write("settle") as conn:
-            delivery.settle(conn, settlements, now=now)
+            return delivery.settle(conn, settlements, now=now)
 
     def recover(self) -> int:
         with self._write("recover") as conn:

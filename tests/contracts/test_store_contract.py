@@ -271,14 +271,17 @@ def test_when_the_portal_acknowledged_a_dossier_outlives_the_purge(store: Store)
 
 def test_a_version_refused_while_superseded_is_no_dead_letter(store: Store) -> None:
     """A version superseded while in flight and then refused (or retried to the end) by the
-    portal stays superseded: nobody will send it again, and the newer one goes."""
-    store.ingest("dossiers", [header("D1", "1")], None, now=T0)
-    (sent,) = store.claim(Kind.HEADER, 10, now=T0)
+    portal stays superseded: nobody will send it again, and the newer one goes. The store
+    says so, so that the push does not count a dead letter."""
+    store.ingest("dossiers", [header("D1", "1"), header("D2", "1")], None, now=T0)
+    sent, other = store.claim(Kind.HEADER, 10, now=T0)
     store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 1)
     refusal = Settlement(item_id=sent.id, state=State.REJECTED, code="E21", message="sai")
-    store.settle([refusal], now=T0 + 1)
+    moot = store.settle([refusal, replace(refusal, item_id=other.id)], now=T0 + 1)
+    assert moot == {sent.id}
     assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
-    store.settle([replace(refusal, state=State.PARKED)], now=T0 + 2)
+    assert states(store, "D2") == [State.REJECTED]
+    assert store.settle([replace(refusal, state=State.PARKED)], now=T0 + 2) == {sent.id}
     store.settle([replace(refusal, state=State.PENDING, next_attempt_at=T0)], now=T0 + 2)
     assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
 

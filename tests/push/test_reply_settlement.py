@@ -60,6 +60,7 @@ class MemoryOutbox:
         self.events: list[AuditEvent] = []
         self.settlements: list[Settlement] = []
         self.facts: dict[str, str] = {}
+        self.superseded: set[int] = set()  # newer versions queued while these were sent
 
     def claim(
         self, kind: Kind, limit: int, *, now: float, max_wait: float | None = None
@@ -71,7 +72,7 @@ class MemoryOutbox:
         ][:limit]
         return due  # left pending until settled, as `Store.claim` does
 
-    def settle(self, settlements: Sequence[Settlement], *, now: float) -> None:
+    def settle(self, settlements: Sequence[Settlement], *, now: float) -> frozenset[int]:
         for s in settlements:
             item = self.items[s.item_id]
             counted = s.state == State.PENDING and s.count_attempt
@@ -84,6 +85,7 @@ class MemoryOutbox:
                 next_attempt_at=s.next_attempt_at,
             )
         self.settlements.extend(settlements)
+        return frozenset(s.item_id for s in settlements if s.item_id in self.superseded)
 
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:
         pass
@@ -161,12 +163,14 @@ def serve(mock: respx.MockRouter, reply: Reply) -> list[list[dict[str, Any]]]:
     return sent
 
 
-def job(portal: Any, outbox: MemoryOutbox, health: Health | None = None) -> PushJob:
+def job(
+    portal: Any, outbox: MemoryOutbox, health: Health | None = None, metrics: Metrics | None = None
+) -> PushJob:
     return PushJob(
         portal=portal,
         store=outbox,  # type: ignore[arg-type]  # the push job uses only what it has
         clock=Clock(),
-        metrics=Metrics(),
+        metrics=metrics or Metrics(),
         health=health or Health(),
         policy=RetryPolicy(max_attempts=5, initial=10.0, cap=100.0),
         header_batch=50,
@@ -441,3 +445,25 @@ async def test_a_step_the_portal_says_it_already_holds_is_acknowledged(
     await job(portal, outbox).round()
     (item,) = outbox.items.values()
     assert (item.state, item.attempts, item.last_code) == (State.ACKED, 0, exists)
+
+
+async def test_a_refused_version_already_replaced_is_not_counted_as_a_dead_letter(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """The store kept header 1 superseded (its dossier's newer version was queued while it
+    was in flight): the portal's refusal made no dead letter, so the metric operators alert
+    on does not count one. Header 2's refusal is a dead letter."""
+    serve(mock, refuse_all)
+    outbox = MemoryOutbox([header(1, "A", "1.1"), header(2, "B", "1.1")])
+    outbox.superseded.add(1)
+    metrics = Metrics()
+    await job(portal, outbox, metrics=metrics).round()
+    dead = metrics.registry.get_sample_value(
+        "connector_dead_lettered_items_total", {"kind": "header", "reason": "rejected"}
+    )
+    assert dead == 1
+
+
+def refuse_all(data: list[dict[str, Any]]) -> httpx.Response:
+    results = [{"MaHoSo": d["MaHoSo"], "error_code": "E21", "message": "sai"} for d in data]
+    return httpx.Response(200, json={"error_code": 0, "result": results})
