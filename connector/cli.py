@@ -398,14 +398,17 @@ def outbox_list(
     dossier: Annotated[str | None, typer.Option(help="Only this MaHoSo.")] = None,
     code: CodeOpt = None,
     limit: Annotated[int, typer.Option(min=1, max=100000)] = 50,
+    oldest: Annotated[
+        bool, typer.Option("--oldest", help="Queued longest ago first (default: newest first).")
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List outbox items, dead letters first by default."""
+    """List outbox items (dead letters by default), newest first."""
     states = _states(state)
     kind_value = _kind(kind)
     with opened(config) as app:
         rows = app.store.items(
-            states=states, kind=kind_value, dossier=dossier, limit=limit, code=code
+            states=states, kind=kind_value, dossier=dossier, limit=limit, code=code, oldest=oldest
         )
     if json:
         for r in rows:

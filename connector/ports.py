@@ -290,9 +290,11 @@ class Store(Protocol):
         dossier: str | None = None,
         limit: int = 50,
         code: str | None = None,
+        oldest: bool = False,
     ) -> list[OutboxItem]:
-        """Rows matching every filter given, newest first; `code` is the last code, e.g. a
-        portal's rejection code, `invalid` or `parked`."""
+        """Rows matching every filter given, newest first (`oldest`: queued longest ago
+        first); `code` is the last code, e.g. a portal's rejection code, `invalid` or
+        `parked`."""
         ...
 
     def get(self, item_id: int) -> OutboxItem | None: ...

@@ -39,9 +39,11 @@ def items(
     dossier: str | None,
     limit: int,
     code: str | None = None,
+    oldest: bool = False,
 ) -> list[OutboxItem]:
-    """Rows matching every given filter, newest first."""
-    query = select(outbox).order_by(outbox.c.id.desc()).limit(limit)
+    """Rows matching every given filter, newest first, or queued longest ago first."""
+    order = outbox.c.id if oldest else outbox.c.id.desc()
+    query = select(outbox).order_by(order).limit(limit)
     if states:
         query = query.where(outbox.c.state.in_([s.value for s in states]))
     if kind is not None:

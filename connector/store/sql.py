@@ -195,10 +195,17 @@ class SqlStore:
         dossier: str | None = None,
         limit: int = 50,
         code: str | None = None,
+        oldest: bool = False,
     ) -> list[OutboxItem]:
         with self._read("item list") as conn:
             return reports.items(
-                conn, states=states, kind=kind, dossier=dossier, limit=limit, code=code
+                conn,
+                states=states,
+                kind=kind,
+                dossier=dossier,
+                limit=limit,
+                code=code,
+                oldest=oldest,
             )
 
     def get(self, item_id: int) -> OutboxItem | None:

@@ -1080,3 +1080,11 @@ def test_only_dead_letters_are_dismissed(store: Store) -> None:
     ids = sorted(i.id for i in store.items())
     assert store.dismiss([*ids, 999_999], now=T0 + 1).ids == []
     assert sorted(states(store, "D1") + states(store, "D2")) == sorted([State.ACKED, State.PENDING])
+
+
+def test_items_list_newest_first_or_oldest_first(store: Store) -> None:
+    """An operator looking at a backlog asks for what has waited longest (`--oldest`)."""
+    store.ingest("dossiers", [header(f"D{n}") for n in range(5)], None, now=T0)
+    newest = [i.key for i in store.items(states=[State.PENDING], limit=2)]
+    oldest = [i.key for i in store.items(states=[State.PENDING], limit=2, oldest=True)]
+    assert (newest, oldest) == (["D4", "D3"], ["D0", "D1"])
