@@ -222,11 +222,14 @@ class Store(Protocol):
         *,
         now: float,
         force: bool = False,
+        retire: Sequence[int] = (),
     ) -> IngestResult:
         """Queue mapped items (valid → pending, invalid → dead letter) and move the cursor,
         all in one transaction. Unchanged headers and already-queued steps are skipped
         unless `force`. A header that is the first to claim its number also turns the
-        steps another record queued under it into dead letters (`IngestResult.withdrawn`)."""
+        steps another record queued under it into dead letters (`IngestResult.withdrawn`).
+        `retire`: dead letters these items replace, superseded in the same transaction
+        first, so that a crash cannot retire one without queueing its record again."""
         ...
 
     def preview_ingest(

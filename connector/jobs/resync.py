@@ -120,10 +120,12 @@ def _reread(
     local = read_whole_dossier(source, mapping, item.dossier)
     if item.source_ref not in {m.source_ref for mapped in local.values() for m in mapped}:
         return RetryResult(item_id=item.id, action=GONE)
-    store.supersede([item.id], now=clock.now())
     for stream, mapped in local.items():
+        # The dead letter goes in the transaction that queues its record again: retired
+        # alone first, a crash or a full disk in between would lose the record for good.
+        mine = any(m.source_ref == item.source_ref for m in mapped)
         if mapped:
-            store.ingest(stream, mapped, None, now=clock.now(), force=False)
+            store.ingest(stream, mapped, None, now=clock.now(), retire=[item.id] if mine else ())
     again = _refused_again(store, item)
     if again is not None:
         return RetryResult(item_id=item.id, action=STILL_REFUSED, reason=again.last_message)

@@ -71,9 +71,12 @@ class SqlStore:
         *,
         now: float,
         force: bool = False,
+        retire: Sequence[int] = (),
     ) -> IngestResult:
         """Queue a page of mapped items and move the stream's cursor, in one transaction."""
         with self._write(f"ingest of {stream}") as conn:
+            if retire:
+                repairs.supersede(conn, retire, now=now)
             plan = _plan(conn, items, now=now, force=force)
             ingest.apply(conn, plan, now=now)
             if cursor is not None:

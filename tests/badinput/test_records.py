@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from structlog.testing import capture_logs
 
 from connector import settings as settings_mod
@@ -435,3 +436,24 @@ def test_the_status_without_a_daemon_still_comes_when_the_store_cannot_say(
     offline = app.offline_snapshot()
     assert offline["daemon"] == {"running": False}
     assert offline["state_store"].startswith("unavailable: ")
+
+
+def test_a_retry_cut_short_leaves_its_dead_letter_in_place(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dead letter is retired in the transaction that queues its record again: when
+    that transaction fails (a full disk here, a kill alike), the dead letter is still
+    there to retry, not retired with nothing queued in its place."""
+    app.pull_job().run()
+    dead = _by_ref(app, State.INVALID)
+    item = next(i for ref, i in sorted(dead.items()) if i.dossier and ref.startswith("dossiers"))
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        full = sqlite3.OperationalError("database or disk is full")
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, full)
+
+    monkeypatch.setattr("connector.store.ingest.apply", full_disk)
+    with pytest.raises(StoreError):
+        OperatorActions(app, origin="cli").retry([item.id], all_dead=False)
+    kept = _by_ref(app, State.INVALID).get(item.source_ref)
+    assert kept is not None and kept.id == item.id, "retired with nothing queued in its place"
