@@ -8,7 +8,7 @@ from contextlib import closing
 import pytest
 
 from connector.app import App
-from tests.faults.checker import Bounds, assert_clean
+from tests.faults.checker import Bounds, Report, _order, assert_clean
 from tests.faults.workload import Rig, close_app, drive
 
 pytestmark = pytest.mark.e2e
@@ -68,3 +68,23 @@ async def test_checker_reports_every_violation(rig: Rig) -> None:
     assert f"(e) valid dossier {doubled} is a dead letter (parked)" in text
     with pytest.raises(AssertionError, match="violation"):
         assert_clean(report)
+
+
+def test_only_a_retried_dead_step_may_arrive_after_a_later_one() -> None:
+    """(c) lets a step an operator sent again from the dead letters come late, and counts
+    it; a late step nobody retried is a violation, and no step may precede its header."""
+    with closing(sqlite3.connect(":memory:")) as portal:
+        portal.execute("CREATE TABLE applications (ma_ho_so, seq)")
+        portal.execute("CREATE TABLE steps (ma_ho_so, thoi_diem, trang_thai, seq)")
+        portal.executemany("INSERT INTO applications VALUES (?, ?)", [("A", 1), ("B", 5)])
+        portal.executemany(
+            "INSERT INTO steps VALUES (?, ?, ?, ?)",
+            [("A", "2", "2", 2), ("A", "1", "1", 3), ("B", "2", "2", 4), ("B", "1", "1", 6)],
+        )
+        report = Report()
+        _order(report, portal, frozenset({"A|1|1"}))
+    assert report.figures["late_retried_steps"] == 1
+    assert report.violations == [
+        "(c) dossier B: step at 2 arrived (seq 4) before its header",
+        "(c) dossier B: step at 1 arrived (seq 6) after the later step at 2 (seq 4)",
+    ]
