@@ -13,19 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-#: The longest Retry-After honoured: a longer hint (a portal bug, a typo) is cut to this,
-#: so neither the hold nor any item's next attempt is pushed out without bound.
-MAX_HOLD_SECONDS = 24 * 3600.0
+from connector.core.delivery import bounded
 
 #: What most holds wait for, as the status page says it.
 RETRY_AFTER = "the portal's Retry-After"
-
-
-def bounded(hint: float | None) -> float | None:
-    """A Retry-After hint within [0, MAX_HOLD_SECONDS], None when there is none."""
-    if hint is None:
-        return None
-    return min(max(hint, 0.0), MAX_HOLD_SECONDS)
 
 
 @dataclass(slots=True)

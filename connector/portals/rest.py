@@ -21,7 +21,7 @@ from connector.core.records import BatchReply, Outgoing, PortalView
 from connector.errors import PortalRefused, PortalTransient
 from connector.portals import classify
 from connector.portals.classify import Answer, ReplyCodes
-from connector.portals.retrying import with_retries
+from connector.portals.retrying import RetryAfterGate, with_retries
 from connector.portals.session import Session, Token
 from connector.portals.wire import RawReply, Wire, build_client
 from connector.settings import PortalSettings
@@ -61,6 +61,7 @@ class RestPortal:
         self._session = Session(self._login, ttl=settings.session_ttl_seconds, clock=clock)
         self._sleep = sleep
         self._clock = clock
+        self._gate = RetryAfterGate(clock)
 
     async def push_headers(self, items: Sequence[Outgoing], *, updating: bool) -> BatchReply:
         """DongBoHoSoMC: create (`updating=False`) or replace (`True`) dossier headers."""
@@ -119,7 +120,9 @@ class RestPortal:
         return {"madonvi": self._settings.madonvi, "service": service, **extra}
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        return await with_retries(call, self._settings.retry, sleep=self._sleep, clock=self._clock)
+        return await with_retries(
+            call, self._settings.retry, sleep=self._sleep, clock=self._clock, gate=self._gate
+        )
 
     async def _authorised(self, path: str, body: Mapping[str, Any]) -> Answer:
         """Send with the current token; on expiry log in again once and resend.

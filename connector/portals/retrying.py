@@ -3,6 +3,10 @@
 The wait is exponential with jitter, but never shorter than the portal's own Retry-After.
 When honouring Retry-After would overrun the time budget the call gives up at once and the
 outbox's long backoff takes over (the hint travels on the re-raised `PortalTransient`).
+
+A Retry-After is about the portal, not the call that met it: a client's `RetryAfterGate`
+keeps every other call of that client from going out until it has passed, whichever job
+makes the call, and while the call that met it is still waiting it out.
 """
 
 from __future__ import annotations
@@ -13,11 +17,45 @@ from typing import TypeVar
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
+from connector.core.delivery import bounded
 from connector.errors import PortalTransient
 from connector.settings import RetrySettings
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+
+class RetryAfterGate:
+    """No call of one portal client before the last Retry-After it met has passed.
+
+    Without it only the call that met the hint waited: the reconcile job's look-ups went on
+    while the push waited out a 429 inside its call, and the other way round. The jobs'
+    own hold (`jobs.hold`) starts only once a call gives up; this covers the time before.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self._cause: PortalTransient | None = None  # the failure that carried the hint
+
+    def note(self, exc: PortalTransient) -> None:
+        """A failure carrying Retry-After closes the gate for that long (bounded)."""
+        hint = bounded(exc.retry_after)
+        if hint is not None and self._clock() + hint > self._until:
+            self._until = self._clock() + hint
+            self._cause = exc
+
+    def remaining(self) -> float:
+        return max(self._until - self._clock(), 0.0)
+
+    def closed(self, left: float) -> PortalTransient:
+        """What a call not sent because of the gate raises: the time left as its hint. It
+        is marked throttled, as a 429 is: a call the portal's wait kept back is no failed
+        call of its items, so it counts no attempt and no failure in a row."""
+        said = self._cause.reason if self._cause else "Retry-After"
+        return PortalTransient(
+            f"not sent: the portal asked to wait ({said})", retry_after=left, throttled=True
+        )
 
 
 class RetryPolicy:
@@ -66,8 +104,13 @@ async def with_retries(
     *,
     sleep: Callable[[float], Awaitable[None]],
     clock: Callable[[], float],
+    gate: RetryAfterGate | None = None,
 ) -> T:
-    """Run `call`, retrying PortalTransient; re-raise the last one when the budget is spent."""
+    """Run `call`, retrying PortalTransient; re-raise the last one when the budget is spent.
+
+    With a `gate`, each attempt first waits out a Retry-After another call met, when the
+    budget allows; otherwise it gives up unsent with the time left as its hint.
+    """
     policy = RetryPolicy(settings, clock)
     retrying = AsyncRetrying(
         sleep=sleep,
@@ -79,6 +122,18 @@ async def with_retries(
     )
 
     async def attempt() -> T:  # tenacity awaits only what it sees declared `async def`
-        return await call()
+        if gate is None:
+            return await call()
+        left = gate.remaining()
+        if left > policy.remaining():
+            raise gate.closed(left)
+        if left > 0:
+            log.info("portal.waiting_for_retry_after", wait=round(left, 3))
+            await sleep(left)
+        try:
+            return await call()
+        except PortalTransient as exc:
+            gate.note(exc)
+            raise
 
     return await retrying(attempt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -9,12 +10,21 @@ from email.utils import format_datetime
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from connector.core.records import OutcomeStatus
 from connector.errors import PortalRefused, PortalTransient
 from connector.portals.rest import RestPortal
-from tests.portals.portal_fakes import FakeSleep, login_ok, ok
+from tests.portals.portal_fakes import (
+    PASSWORD,
+    FakeClock,
+    FakeSleep,
+    body_of,
+    login_ok,
+    make_settings,
+    ok,
+)
 
 ITEM = [{"MaHoSo": "000.00.01.H26-220713-0001"}]
 
@@ -218,3 +228,72 @@ async def test_redirect_is_a_configuration_problem(
     with pytest.raises(PortalRefused, match="base_url"):
         await portal.push_steps(ITEM)
     assert sleep.waits == []
+
+
+class GatedSleep:
+    """A fake sleep that waits until the test opens it, then moves the fake clock: calls
+    stay parked in their wait for as long as the test looks at what else happens."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+        self.opened = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await self.opened.wait()
+        self.clock.now += seconds
+
+
+async def test_a_retry_after_holds_every_call_of_the_client_while_one_waits_it_out(
+    mock: respx.MockRouter, clock: FakeClock
+) -> None:
+    """A push met a 429 (Retry-After: 5) and waits it out inside its call; a look-up made
+    meanwhile (the reconcile job's) waits too, and reaches the portal only afterwards."""
+    sleep = GatedSleep(clock)
+    portal = RestPortal(make_settings(), SecretStr(PASSWORD), sleep=sleep, clock=clock)
+    mock.post("/auth").mock(return_value=login_ok())
+    first = True
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal first
+        if body_of(request)["service"] == "TraCuuHoSo":
+            return ok(result=[])
+        throttled, first = first, False
+        return httpx.Response(429, headers={"Retry-After": "5"}) if throttled else ok()
+
+    route = mock.post("/integration").mock(side_effect=answer)
+    try:
+        push = asyncio.create_task(portal.push_steps(ITEM))
+        while not sleep.waits:
+            await asyncio.sleep(0)
+        lookup = asyncio.create_task(portal.lookup("000.00.01.H26-220713-0002"))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert [body_of(c.request)["service"] for c in route.calls] == ["CapNhatTienDoHoSoMC"]
+        assert sleep.waits == [5, 5], "the look-up waits out the push's Retry-After"
+        sleep.opened.set()
+        await asyncio.wait_for(asyncio.gather(push, lookup), timeout=10)
+    finally:
+        await portal.aclose()
+    assert route.call_count == 3
+
+
+async def test_a_call_the_retry_after_outlasts_gives_up_unsent_with_the_time_left(
+    mock: respx.MockRouter, make_portal: Callable[..., RestPortal], clock: FakeClock
+) -> None:
+    """After a push gave up on a Retry-After beyond its budget, a look-up within that time
+    does not reach the portal: it fails as throttled, with the time left as its hint, so
+    its job holds as the push's does."""
+    portal = make_portal(retry={"attempts": 5, "max_seconds": 10})
+    route = service(mock, httpx.Response(429, headers={"Retry-After": "120"}), ok())
+    with pytest.raises(PortalTransient):
+        await portal.push_steps(ITEM)
+    clock.now += 20
+    with pytest.raises(PortalTransient) as caught:
+        await portal.lookup("000.00.01.H26-220713-0002")
+    assert route.call_count == 1
+    assert caught.value.throttled and caught.value.retry_after == 100
+    clock.now += 100
+    await portal.push_steps(ITEM)
+    assert route.call_count == 2
