@@ -403,7 +403,7 @@ def outbox_list(
     ] = False,
     json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List outbox items (dead letters by default), newest first."""
+    """List outbox items (dead letters by default), newest first unless --oldest."""
     states = _states(state)
     kind_value = _kind(kind)
     with opened(config) as app:

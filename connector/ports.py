@@ -228,8 +228,9 @@ class Store(Protocol):
         all in one transaction. Unchanged headers and already-queued steps are skipped
         unless `force`. A header that is the first to claim its number also turns the
         steps another record queued under it into dead letters (`IngestResult.withdrawn`).
-        `retire`: dead letters these items replace, superseded in the same transaction
-        first, so that a crash cannot retire one without queueing its record again."""
+        `retire`: items these replace (an operator's retry of a dead letter), superseded
+        in the same transaction first, so that a crash cannot retire one without queueing
+        its record again; the record is then queued even if unchanged."""
         ...
 
     def preview_ingest(

@@ -300,7 +300,9 @@ class PushJob:
                 reason = f"lookup failed: {exc.reason}"
                 hint = bounded(exc.retry_after)
                 retry = self._retry(item, now, hint, reason, why=await self._failed_call(exc))
-                await self._db(self._store.settle, [retry], now=now)
+                moot = await self._db(self._store.settle, [retry], now=now)
+                if retry.state is State.PARKED and retry.item_id not in moot:
+                    self._dead_letter(Kind.HEADER, retry)
                 self._pause(exc, hint)
                 continue
             await self._set_failures(0)
@@ -492,7 +494,7 @@ class PushJob:
             outcome = _OUTCOME.get(s.state, "transient")
             tally[outcome] = tally.get(outcome, 0) + 1
             if s.item_id in moot:
-                log.info("refused version already replaced", item=s.item_id, code=s.code)
+                log.info("dead letter moot: version superseded", item=s.item_id, code=s.code)
             elif s.state in (State.REJECTED, State.PARKED):
                 self._dead_letter(kind, s)
         for outcome, n in tally.items():

@@ -48,10 +48,17 @@ class RetryAfterGate:
     def remaining(self) -> float:
         return max(self._until - self._clock(), 0.0)
 
-    def closed(self, left: float) -> PortalTransient:
-        """What a call not sent because of the gate raises: the time left as its hint. It
-        is marked throttled, as a 429 is: a call the portal's wait kept back is no failed
-        call of its items, so it counts no attempt and no failure in a row."""
+    def closed(self, left: float, last: PortalTransient | None = None) -> PortalTransient:
+        """What a call the gate stops raises, with the time left as its hint.
+
+        A call that already failed on its own (`last`: a 503, a timeout the portal may
+        have applied) reports that failure, as it would have without the gate. One never
+        sent is marked throttled, as a 429 is: kept back by the portal's wait, it is no
+        failed call of its items, so it counts no attempt and no failure in a row.
+        """
+        if last is not None:
+            hint = max(left, last.retry_after or 0.0)
+            return PortalTransient(last.reason, retry_after=hint, throttled=last.throttled)
         said = self._cause.reason if self._cause else "Retry-After"
         return PortalTransient(
             f"not sent: the portal asked to wait ({said})", retry_after=left, throttled=True
@@ -121,19 +128,23 @@ async def with_retries(
         reraise=True,
     )
 
+    failed: list[PortalTransient] = []  # this call's own failures, the last one last
+
     async def attempt() -> T:  # tenacity awaits only what it sees declared `async def`
         if gate is None:
             return await call()
-        left = gate.remaining()
-        if left > policy.remaining():
-            raise gate.closed(left)
-        if left > 0:
+        # Again after each wait: another call may have met a longer Retry-After meanwhile.
+        # Time passes with each wait, so the budget ends the loop if the gate never opens.
+        while (left := gate.remaining()) > 0:
+            if left > policy.remaining():
+                raise gate.closed(left, failed[-1] if failed else None)
             log.info("portal.waiting_for_retry_after", wait=round(left, 3))
             await sleep(left)
         try:
             return await call()
         except PortalTransient as exc:
             gate.note(exc)
+            failed.append(exc)
             raise
 
     return await retrying(attempt)

@@ -316,42 +316,43 @@ def settle(conn: Connection, settlements: Sequence[Settlement], *, now: float) -
     if len(retries) + len(final) != len(settlements):
         odd = sorted({s.state.value for s in settlements} - {s.value for s in _SETTLED})
         raise ValueError(f"cannot settle an item as {', '.join(odd)}")
-    moot = _superseded_among(conn, [s.item_id for s in final if s.state is not State.ACKED])
-    _settle_final(conn, final, now)
+    moot = _settle_final(conn, final, now)
     _settle_retries(conn, retries, now)
     acked = [s.item_id for s in final if s.state is State.ACKED and s.kind is not Kind.STEP]
     _mark_known(conn, acked, now)
     return moot
 
 
-def _superseded_among(conn: Connection, item_ids: Sequence[int]) -> frozenset[int]:
-    """Which of `item_ids` are superseded; only refusals and parkings are asked about, and
-    they are rare, so a healthy round pays nothing for it."""
-    found: set[int] = set()
-    for part in chunks(sorted(item_ids)):
-        query = select(outbox.c.id, outbox.c.state).where(among(conn, outbox.c.id, part))
-        found.update(i for i, state in conn.execute(query) if state == State.SUPERSEDED.value)
-    return frozenset(found)
-
-
-def _settle_final(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:
+def _settle_final(
+    conn: Connection, settlements: Sequence[Settlement], now: float
+) -> frozenset[int]:
     """One `IN (...)` update per distinct outcome: a batch's acknowledgements share one.
 
     A header version superseded while it was in flight (the pull queued a newer one) stays
     superseded unless the portal acknowledged it: a refusal of a version nobody will send
     again is no dead letter. An acknowledgement stands, since the portal applied it.
+    Returns the refused or parked ids left as they were: the update says which rows it
+    changed (`RETURNING`), so a pull superseding one at the same moment cannot slip between
+    a look-up and the update on a database that lets it (PostgreSQL's read committed).
     """
     groups: dict[tuple[str, str, str], list[int]] = {}
     for s in settlements:
         groups.setdefault((s.state.value, s.code, s.message), []).append(s.item_id)
+    moot: set[int] = set()
     for (state, code, message), ids in groups.items():
         for part in chunks(ids):
-            statement = update(outbox).where(among(conn, outbox.c.id, part))
-            if state != State.ACKED.value:
-                statement = statement.where(outbox.c.state != State.SUPERSEDED.value)
-            conn.execute(
-                statement.values(state=state, last_code=code, last_message=message, updated_at=now)
+            statement = (
+                update(outbox)
+                .where(among(conn, outbox.c.id, part))
+                .values(state=state, last_code=code, last_message=message, updated_at=now)
             )
+            if state == State.ACKED.value:
+                conn.execute(statement)
+                continue
+            kept = statement.where(outbox.c.state != State.SUPERSEDED.value)
+            changed = set(conn.scalars(kept.returning(outbox.c.id)))
+            moot.update(i for i in part if i not in changed)
+    return frozenset(moot)
 
 
 def _settle_retries(conn: Connection, settlements: Sequence[Settlement], now: float) -> None:

@@ -310,6 +310,17 @@ def test_rejected_header_with_same_content_is_not_resent(store: Store) -> None:
     assert store.ingest("dossiers", [header("D1")], None, now=T0 + 1).unchanged == 1
 
 
+def test_an_ingest_that_retires_a_dead_letter_queues_its_record_again(store: Store) -> None:
+    """An operator's retry: the refused version goes and the record, unchanged, is queued in
+    its place, in one ingest."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    (item,) = store.claim(Kind.HEADER, 10, now=T0)
+    store.settle([Settlement(item_id=item.id, state=State.REJECTED, code="E1")], now=T0)
+    result = store.ingest("dossiers", [header("D1")], None, now=T0 + 1, retire=[item.id])
+    assert result.queued == 1
+    assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
+
+
 def test_step_is_queued_once(store: Store) -> None:
     """A step key already queued or sent is not queued again, even twice in one page."""
     first = store.ingest("steps", [step("D1", "20260101080000")] * 2, None, now=T0)

@@ -79,11 +79,13 @@ def check(
 ) -> Report:
     """Check invariants (a)–(e) and return the report (never raises on a violation).
 
-    `expected` replaces what the local data says when the portal, not the connector, refuses
-    some records for good; `retried` are the step keys an operator sent again from the dead
-    letters, which may arrive after their dossier's later steps (never before its header).
+    `expected` replaces what the local data says (and `mapping` then goes unused) when the
+    portal, not the connector, refuses some records for good; `retried` are the step keys
+    an operator sent again from the dead letters, which may arrive after their dossier's
+    later steps (never before its header).
     """
-    expected = expected or expected_from_demo(demo_db, mapping)
+    if expected is None:
+        expected = expected_from_demo(demo_db, mapping)
     report = Report()
     with _ro(sandbox_db) as portal, _ro(state_db) as state:
         _held(report, expected, portal)

@@ -265,10 +265,10 @@ def _repair(
 
 def _finish(stack: Stack, groups: Groups, run: Run) -> None:
     """Faults off, one last round of retries, then wait for the outbox to drain."""
-    _count_faults(stack, run)
     url = f"{stack.sandbox_url}/_sandbox/faults"
     reply = httpx.post(url, json={"fault_rate": 0.0}, timeout=10, trust_env=False)
     reply.raise_for_status()
+    _count_faults(stack, run)  # once they are off: every fault injected is counted
     stack.start_daemon()
     invalid = _expected(stack.demo_db, groups).invalid
     for code in ("parked", "400"):
@@ -368,7 +368,7 @@ def _retry(stack: Stack, run: Run, *args: str) -> None:
     later steps went on without them), so the order check lets them."""
     if not args:
         return
-    run.retried_steps |= _dead_step_keys(stack.state_db)
+    run.retried_steps |= _dead_step_keys(stack.state_db, args)
     done = stack.cli("outbox", "retry", *args, "--config", str(stack.config), check=False)
     actions = Counter(line.split(": ")[1] for line in done.stdout.splitlines() if ": " in line)
     print(f"outbox retry {' '.join(args[:3])}: {dict(actions)}, exit {done.returncode}")
@@ -381,7 +381,7 @@ def _retry_killed(stack: Stack, run: Run, rng: random.Random, *args: str) -> Non
     (the retry that follows sends what it left)."""
     if not args:
         return
-    run.retried_steps |= _dead_step_keys(stack.state_db)
+    run.retried_steps |= _dead_step_keys(stack.state_db, args)
     command = [sys.executable, "-m", "connector", "outbox", "retry", *args]
     retry = subprocess.Popen(
         [*command, "--config", str(stack.config)],
@@ -390,10 +390,12 @@ def _retry_killed(stack: Stack, run: Run, rng: random.Random, *args: str) -> Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(rng.uniform(0.2, 1.5))  # the command takes about a second to start and run
+    time.sleep(rng.uniform(0.5, 2.0))  # the command takes about a second to start and run
     retry.send_signal(signal.SIGKILL)
     retry.wait(timeout=10)
     print(f"outbox retry {' '.join(args[:3])}: killed (exit {retry.returncode})", flush=True)
+    lost = sorted(_without_header(stack.state_db, [int(a) for a in args]))
+    assert not lost, f"seed {run.seed}: a killed retry retired {lost} with nothing queued"
 
 
 # --- reading the state store and the portal
@@ -439,10 +441,28 @@ def _dead_ids(stack: Stack, dossiers: frozenset[str]) -> list[str]:
     return [str(item_id) for item_id, dossier in rows if dossier in dossiers]
 
 
-def _dead_step_keys(state_db: Path) -> set[str]:
-    query = "SELECT key FROM outbox WHERE kind = 'step' AND state IN ('rejected', 'parked')"
-    rows = _rows(state_db, query)
-    return {key for (key,) in rows}
+def _dead_step_keys(state_db: Path, args: tuple[str, ...]) -> set[str]:
+    """The dead steps a retry with `args` (ids, or `--code CODE`) may send again."""
+    query = "SELECT id, key, last_code FROM outbox WHERE kind = 'step'"
+    rows = _rows(state_db, query + " AND state IN ('rejected', 'parked')")
+    if args[0] == "--code":
+        return {key for _, key, code in rows if code == args[1]}
+    return {key for item_id, key, _ in rows if str(item_id) in args}
+
+
+def _without_header(state_db: Path, item_ids: list[int]) -> set[str]:
+    """Dossiers of `item_ids` left with no header to send or sent: none pending, in flight,
+    acknowledged or dead, only superseded ones."""
+    marks = ",".join("?" * len(item_ids))
+    dossiers = _rows(state_db, f"SELECT dossier FROM outbox WHERE id IN ({marks})", item_ids)
+    lost = set()
+    for (dossier,) in dossiers:
+        states = _rows(
+            state_db, "SELECT state FROM outbox WHERE kind = 'header' AND dossier = ?", [dossier]
+        )
+        if all(state == "superseded" for (state,) in states):
+            lost.add(dossier)
+    return lost
 
 
 def _no_parked(stack: Stack) -> bool:

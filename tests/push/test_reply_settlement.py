@@ -74,6 +74,8 @@ class MemoryOutbox:
 
     def settle(self, settlements: Sequence[Settlement], *, now: float) -> frozenset[int]:
         for s in settlements:
+            if s.item_id in self.superseded and s.state is not State.ACKED:
+                continue  # as the store: only an acknowledgement overwrites a superseded item
             item = self.items[s.item_id]
             counted = s.state == State.PENDING and s.count_attempt
             self.items[s.item_id] = replace(
@@ -85,7 +87,10 @@ class MemoryOutbox:
                 next_attempt_at=s.next_attempt_at,
             )
         self.settlements.extend(settlements)
-        return frozenset(s.item_id for s in settlements if s.item_id in self.superseded)
+        dead = (State.REJECTED, State.PARKED)
+        return frozenset(
+            s.item_id for s in settlements if s.item_id in self.superseded and s.state in dead
+        )
 
     def set_known(self, dossier: str, held: bool, *, now: float) -> None:
         pass
@@ -467,3 +472,22 @@ async def test_a_refused_version_already_replaced_is_not_counted_as_a_dead_lette
 def refuse_all(data: list[dict[str, Any]]) -> httpx.Response:
     results = [{"MaHoSo": d["MaHoSo"], "error_code": "E21", "message": "sai"} for d in data]
     return httpx.Response(200, json={"error_code": 0, "result": results})
+
+
+async def test_a_header_parked_when_its_repair_look_up_fails_counts_as_a_dead_letter(
+    mock: respx.MockRouter, portal: RestPortal
+) -> None:
+    """ "Already exists" sends the header to a look-up; the look-up fails on its last
+    attempt, so the header parks: a new dead letter, on /metrics like any other."""
+    mock.post("/auth").mock(return_value=login_ok())
+    mock.post("/integration").mock(
+        side_effect=[httpx.Response(409), *[httpx.Response(503)] * 3]  # 3 in-call tries
+    )
+    outbox = MemoryOutbox([replace(header(1, "A", "1.1"), attempts=4)])  # max_attempts 5
+    metrics = Metrics()
+    await job(portal, outbox, metrics=metrics).round()
+    assert outbox.items[1].state == State.PARKED
+    dead = metrics.registry.get_sample_value(
+        "connector_dead_lettered_items_total", {"kind": "header", "reason": "parked"}
+    )
+    assert dead == 1
