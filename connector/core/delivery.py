@@ -46,18 +46,6 @@ class Park:
     reason: str
 
 
-#: The longest Retry-After honoured: a longer hint (a portal bug, a typo) is cut to this,
-#: so neither a hold nor any item's next attempt is pushed out without bound.
-MAX_HOLD_SECONDS = 24 * 3600.0
-
-
-def bounded(hint: float | None) -> float | None:
-    """A Retry-After hint within [0, MAX_HOLD_SECONDS], None when there is none."""
-    if hint is None:
-        return None
-    return min(max(hint, 0.0), MAX_HOLD_SECONDS)
-
-
 def after_transient(
     policy: RetryPolicy,
     *,

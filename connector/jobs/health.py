@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connector.jobs.hold import PortalHold
+from connector.core.hold import PortalHold
 
 
 @dataclass(slots=True)

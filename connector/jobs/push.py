@@ -21,14 +21,14 @@ import anyio.to_thread
 import structlog
 
 from connector.core import delivery
-from connector.core.delivery import RetryPolicy, Verdict, bounded
+from connector.core.delivery import RetryPolicy, Verdict
 from connector.core.hashing import combined_hash
+from connector.core.hold import RETRY_AFTER, bounded
 from connector.core.masking import mask, scrub_text
 from connector.core.ratelimit import TokenBucket
 from connector.core.records import BatchReply, Kind, Outcome, Outgoing, State
 from connector.errors import PortalRefused, PortalTransient, StoreError
 from connector.jobs.health import Health
-from connector.jobs.hold import RETRY_AFTER
 from connector.metrics import Metrics
 from connector.ports import AuditEvent, Clock, OutboxItem, Portal, Settlement, Store
 

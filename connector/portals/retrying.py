@@ -17,7 +17,7 @@ from typing import TypeVar
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from connector.core.delivery import bounded
+from connector.core.hold import PortalHold
 from connector.errors import PortalTransient
 from connector.settings import RetrySettings
 
@@ -30,23 +30,27 @@ class RetryAfterGate:
 
     Without it only the call that met the hint waited: the reconcile job's look-ups went on
     while the push waited out a 429 inside its call, and the other way round. The jobs'
-    own hold (`jobs.hold`) starts only once a call gives up; this covers the time before.
+    own hold (`Health.portal_hold`) starts only once a call gives up; this covers the time
+    before, with the same kind of hold.
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._until = 0.0
+        self._hold = PortalHold()
         self._cause: PortalTransient | None = None  # the failure that carried the hint
 
     def note(self, exc: PortalTransient) -> None:
-        """A failure carrying Retry-After closes the gate for that long (bounded)."""
-        hint = bounded(exc.retry_after)
-        if hint is not None and self._clock() + hint > self._until:
-            self._until = self._clock() + hint
+        """A failure carrying Retry-After closes the gate for that long (bounded); a longer
+        wait already running is kept, and so is its cause."""
+        if exc.retry_after is None:
+            return
+        until = self._hold.until
+        self._hold.hold(exc.retry_after, monotonic=self._clock(), reason=exc.reason)
+        if self._hold.until != until:
             self._cause = exc
 
     def remaining(self) -> float:
-        return max(self._until - self._clock(), 0.0)
+        return self._hold.remaining(self._clock())
 
     def closed(self, left: float, last: PortalTransient | None = None) -> PortalTransient:
         """What a call the gate stops raises, with the time left as its hint.

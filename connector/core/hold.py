@@ -6,6 +6,8 @@ wait has passed, no job calls the portal at all (push claims nothing, reconcile 
 nothing up). The hold is runtime state: after a restart the first call may meet the
 throttle or the outage again, which sets the hold anew. Neither counts as an item's
 attempt: the count of calls failed in a row outlives the restart (`PushJob._set_failures`).
+The portal client keeps a hold of its own (`portals.retrying.RetryAfterGate`) for the time
+a call that met a Retry-After still waits it out, before the jobs hear of it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from connector.core.delivery import bounded
+#: The longest Retry-After honoured: a longer hint (a portal bug, a typo) is cut to this,
+#: so neither a hold nor any item's next attempt is pushed out without bound.
+MAX_HOLD_SECONDS = 24 * 3600.0
+
+
+def bounded(hint: float | None) -> float | None:
+    """A Retry-After hint within [0, MAX_HOLD_SECONDS], None when there is none."""
+    if hint is None:
+        return None
+    return min(max(hint, 0.0), MAX_HOLD_SECONDS)
+
 
 #: What most holds wait for, as the status page says it.
 RETRY_AFTER = "the portal's Retry-After"
