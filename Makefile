@@ -28,10 +28,11 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
 # The long crash loops: 50 SIGKILLs over a 20,000-dossier backfill, then 50 over 5,000 while
-# the local system keeps changing, with portal faults on (minutes).
+# the local system keeps changing, with portal faults on; then 25 through portal refusals,
+# parking and an operator's repairs over 3,000 (minutes).
 # CONNECTOR_CRASH_SEED=<seed> replays a run; the seed is printed at the start.
 soak: $(VENV)/.installed-dev
-	CONNECTOR_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_crash_loop.py
+	CONNECTOR_SOAK=1 $(BIN)/python -m pytest -s tests/faults/test_crash_loop.py tests/faults/test_crash_repairs.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check connector tests bench

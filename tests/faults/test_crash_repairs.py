@@ -51,9 +51,10 @@ from tests.faults.workload import drained
 
 pytestmark = pytest.mark.e2e
 
-DOSSIERS = 300
+SOAK = os.environ.get("CONNECTOR_SOAK") == "1"  # `make soak`: a longer run
+DOSSIERS = 3_000 if SOAK else 300
 HEADER_BATCH, STEP_BATCH = 20, 80
-BACKFILL_KILLS = 3
+BACKFILL_KILLS = 20 if SOAK else 3
 CROSSWALKS = MAPPING.parent / "demo"
 REFUSAL = "is not in the procedure catalogue"
 DEAD = ("invalid", "rejected", "parked")
