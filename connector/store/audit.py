@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, RowMapping, delete, func, or_, select
 
 from connector.errors import ConfigError, StoreError
 from connector.ports import AuditEvent
-from connector.store.engine import READ_ONLY, upsert
+from connector.store.engine import AUDIT_LOCK, READ_ONLY, serialized, upsert
 from connector.store.schema import audit, meta
 
 log = structlog.get_logger(__name__)
@@ -86,7 +86,8 @@ def link(prev_hash: str, fields: Mapping[str, Any]) -> str:
 
 def append(conn: Connection, events: Sequence[AuditEvent]) -> None:
     """Chain `events` after the newest row (or the archived base, when every row was
-    archived); run inside the store's write transaction."""
+    archived); run inside the store's write transaction, alone among appends."""
+    serialized(conn, AUDIT_LOCK)
     last = conn.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
     head = last.first()
     seq, prev = (head.seq, head.hash) if head is not None else _base(conn)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -121,6 +122,24 @@ def _sqlite_file_session(dbapi_connection: Any, record: ConnectionPoolEntry) -> 
 def _sqlite_begin(conn: Connection) -> None:
     read_only = conn.get_execution_options().get(READ_ONLY, False)
     conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+#: Keys of the transaction-scoped advisory locks `serialized` takes on PostgreSQL; fixed, so
+#: every connector process agrees on them (the worker lock has one of its own).
+SCHEMA_LOCK = 0x736368656D61  # "schema"
+AUDIT_LOCK = 0x617564697400  # "audit"
+
+
+def serialized(conn: Connection, key: int) -> None:
+    """Make the rest of this write transaction run alone among those asking for `key`.
+
+    SQLite write transactions already do (`BEGIN IMMEDIATE`). PostgreSQL's read committed
+    lets two run at once: two processes appending to the audit trail would both read the
+    same head and chain onto it, and two opening a new store would both create its tables.
+    The lock goes with the transaction; statements after it see what the other committed.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def upsert(conn: Connection, table: Table) -> Any:

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import CreateColumn
 
 from connector.core.records import Kind, State
-from connector.store.engine import upsert
+from connector.store.engine import SCHEMA_LOCK, serialized, upsert
 
 log = structlog.get_logger(__name__)
 
@@ -184,8 +184,10 @@ meta = Table(
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and record the schema version; safe to run at every start."""
+    """Create missing tables and record the schema version; safe to run at every start,
+    by several processes at once (the first creates, the others find it done)."""
     with engine.begin() as conn:
+        serialized(conn, SCHEMA_LOCK)
         present = set(inspect(conn).get_table_names())
         for table in metadata.sorted_tables:
             if present and table.name not in present:  # a store made by an earlier version

@@ -1099,3 +1099,52 @@ def test_items_list_newest_first_or_oldest_first(store: Store) -> None:
     newest = [i.key for i in store.items(states=[State.PENDING], limit=2)]
     oldest = [i.key for i in store.items(states=[State.PENDING], limit=2, oldest=True)]
     assert (newest, oldest) == (["D4", "D3"], ["D0", "D1"])
+
+
+@pytest.mark.parametrize("backend", ["file", "pg"])
+def test_two_processes_append_to_the_audit_trail_at_once(tmp_path: Path, backend: str) -> None:
+    """The daemon's push and an operator's command each record their calls and actions:
+    appending at once, every record is kept and the chain still verifies (on PostgreSQL,
+    both used to read the same head and one failed on a duplicate key)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.ports import AuditEvent
+    from connector.store.audit import verify_audit
+
+    url = _shared_store(tmp_path, backend)
+    stores = [SqlStore.open(url), SqlStore.open(url)]
+    before = verify_audit(stores[0]).checked
+
+    def write(store: SqlStore) -> None:
+        for n in range(60):
+            store.audit([AuditEvent(at=T0 + n, action="send", service="S", keys=[f"K{n}"])])
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(write, stores))
+        check = verify_audit(stores[0])
+    finally:
+        for store in stores:
+            store.close()
+    assert check.ok, check.reason
+    assert check.checked == before + 120
+
+
+@pytest.mark.parametrize("backend", ["file", "pg"])
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path, backend: str) -> None:
+    """Two daemons (or a daemon and a command) started together on an empty database: one
+    creates the tables, the others find them (on PostgreSQL they used to collide and fail
+    before the worker lock could say who holds the store)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connector.store.schema import metadata
+
+    url = _shared_store(tmp_path, backend)
+    empty = SqlStore.open(url)
+    metadata.drop_all(empty.engine)
+    empty.close()
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(SqlStore.open, [url] * 4))
+    for store in opened:
+        store.close()
+    assert len(opened) == 4
