@@ -57,6 +57,8 @@ class Stack:
     sandbox_port: int = field(default_factory=free_port)
     status_port: int = field(default_factory=free_port)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: Another state store than the SQLite file `state_db` (a PostgreSQL URL).
+    state_url: str | None = None
 
     @property
     def demo_db(self) -> Path:
@@ -65,6 +67,11 @@ class Stack:
     @property
     def state_db(self) -> Path:
         return self.tmp / "state.db"
+
+    @property
+    def state_store(self) -> Path | str:
+        """What the checker reads the state store from: the SQLite file, or the URL."""
+        return self.state_url or self.state_db
 
     @property
     def sandbox_db(self) -> Path:
@@ -87,7 +94,7 @@ class Stack:
 
     def write_config(self, **overrides: str) -> Path:
         body = CONFIG_TEMPLATE.format(
-            state=self.state_db,
+            state=self.state_url or f"sqlite:///{self.state_db}",
             demo=self.demo_db,
             mapping=self.mapping,
             sandbox=self.sandbox_url,
@@ -200,7 +207,7 @@ def _listening(port: int) -> bool:
 
 CONFIG_TEMPLATE = """
 [state]
-url = "sqlite:///{state}"
+url = "{state}"
 worker_lock_wait_seconds = 30
 
 [source]

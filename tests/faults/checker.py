@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.pool import NullPool
 
 from tests.e2e.harness import MAPPING, Expected, expected_from_demo
 
@@ -70,7 +72,7 @@ NO_REPEATS = Bounds()
 def check(
     demo_db: Path,
     sandbox_db: Path,
-    state_db: Path,
+    state_store: Path | str,
     *,
     bounds: Bounds = NO_REPEATS,
     mapping: Path = MAPPING,
@@ -87,7 +89,7 @@ def check(
     if expected is None:
         expected = expected_from_demo(demo_db, mapping)
     report = Report()
-    with _ro(sandbox_db) as portal, _ro(state_db) as state:
+    with _ro(sandbox_db) as portal, read_state(state_store) as state:
         _held(report, expected, portal)
         _once(report, portal, bounds)
         _order(report, portal, retried)
@@ -100,6 +102,32 @@ def assert_clean(report: Report) -> None:
     """Fail with every violation printed when the report is not clean."""
     if not report.ok:
         raise AssertionError(f"checker found violations:\n{report}")
+
+
+@contextmanager
+def read_state(store: Path | str) -> Iterator[Any]:
+    """The state store, read with plain SQL: a SQLite file read-only, or a URL (PostgreSQL)
+    through SQLAlchemy, whose rows unpack as sqlite3's do."""
+    if isinstance(store, Path):
+        with _ro(store) as db:
+            yield db
+        return
+    engine = create_engine(store, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            yield _PlainSql(conn)
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class _PlainSql:
+    """`execute(sql)` as sqlite3 has it, over a SQLAlchemy connection."""
+
+    conn: Connection
+
+    def execute(self, sql: str) -> Any:
+        return self.conn.exec_driver_sql(sql)
 
 
 @contextmanager

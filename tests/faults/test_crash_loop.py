@@ -17,9 +17,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
 from tests.e2e.harness import MAPPING, Stack, wait_until
-from tests.faults.checker import Bounds, assert_clean, check
+from tests.faults.checker import Bounds, assert_clean, check, read_state
 from tests.faults.workload import drained
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +56,28 @@ def test_crash_loop_while_the_local_system_changes(tmp_path: Path) -> None:
     _crash_loop(tmp_path, dossiers=DOSSIERS // 4, changing=True)
 
 
-def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = False) -> None:
+def test_crash_loop_on_a_postgresql_state_store(tmp_path: Path) -> None:
+    """The same with the state store on PostgreSQL, a configuration change: killed daemons
+    leave their advisory worker lock behind them, and nothing is lost or sent twice."""
+    url = os.environ.get("CONNECTOR_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("CONNECTOR_TEST_POSTGRES_URL is not set")
+    from connector.store import SqlStore
+    from connector.store.schema import metadata
+
+    emptied = SqlStore.open(url)
+    metadata.drop_all(emptied.engine)
+    emptied.close()
+    _crash_loop(tmp_path, dossiers=DOSSIERS // 2, state_url=url)
+
+
+def _crash_loop(
+    tmp_path: Path,
+    *,
+    dossiers: int = DOSSIERS,
+    changing: bool = False,
+    state_url: str | None = None,
+) -> None:
     """Kill the daemon KILLS times mid-delivery, restart it, let it drain, then check."""
     from connector.demo.generate import init_demo
     from connector.demo.live import run_activity
@@ -64,7 +86,9 @@ def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = Fa
     seed = _seed()
     print(f"crash loop: seed={seed} kills={KILLS} dossiers={dossiers} changing={changing}")
     rng = random.Random(seed)
-    stack = Stack(tmp=tmp_path, header_batch=HEADER_BATCH, step_batch=STEP_BATCH)
+    stack = Stack(
+        tmp=tmp_path, header_batch=HEADER_BATCH, step_batch=STEP_BATCH, state_url=state_url
+    )
     init_demo(stack.demo_db, MAPPING.parent / "demo", dossiers=dossiers, seed=seed % 997)
     stack.write_config()
     invalid = expected_from_demo(stack.demo_db).invalid
@@ -90,7 +114,7 @@ def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = Fa
             daemon = stack.start_daemon()
             # Kill at a random moment once this run has delivered something: mid-backfill.
             wait_until(
-                lambda b=before: _progress(stack) > b or drained(stack.state_db, invalid),
+                lambda b=before: _progress(stack) > b or drained(stack.state_store, invalid),
                 timeout=120,
                 interval=0.05,
                 what=f"delivery before kill {kill + 1} (seed {seed})",
@@ -116,7 +140,7 @@ def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = Fa
             writer.join(timeout=30)
         invalid = expected_from_demo(stack.demo_db).invalid  # the writer adds some too
         wait_until(
-            lambda: _caught_up(stack) and drained(stack.state_db, invalid),
+            lambda: _caught_up(stack) and drained(stack.state_store, invalid),
             timeout=3600 if SOAK else 120,
             interval=0.5,
             what=f"the outbox to drain (seed {seed})",
@@ -130,7 +154,7 @@ def _crash_loop(tmp_path: Path, *, dossiers: int = DOSSIERS, changing: bool = Fa
         noop_applications=(KILLS + resets) * HEADER_BATCH,
         duplicate_steps=(KILLS + resets) * STEP_BATCH,
     )
-    report = check(stack.demo_db, stack.sandbox_db, stack.state_db, bounds=bounds)
+    report = check(stack.demo_db, stack.sandbox_db, stack.state_store, bounds=bounds)
     print(f"crash loop: seed={seed} faults={faults} figures={report.figures}", flush=True)
     assert report.figures["dossiers"] > 0
     if not report.ok:
@@ -162,9 +186,9 @@ def _caught_up(stack: Stack) -> bool:
             for table in ("dossiers", "steps")
         }
     try:
-        with closing(sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)) as state:
+        with read_state(stack.state_store) as state:
             cursors = dict(state.execute("SELECT stream, value FROM cursors").fetchall())
-    except sqlite3.Error:
+    except (sqlite3.Error, SQLAlchemyError):
         return False
     return all(
         stream in cursors and orjson.loads(cursors[stream]) == newest[stream] for stream in newest

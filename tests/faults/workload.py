@@ -12,20 +12,21 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.app import App
 from connector.sandbox.config import SandboxConfig
 from connector.sandbox.server import SandboxThread
 from connector.settings import Settings, load
 from tests.e2e.harness import MAPPING, expected_from_demo
-from tests.faults.checker import NO_REPEATS, Bounds, Report, check
+from tests.faults.checker import NO_REPEATS, Bounds, Report, check, read_state
 
 CROSSWALKS = MAPPING.parent / "demo"
 USERNAME, DSTCODE = "demo", "TEST-DST"
@@ -189,15 +190,15 @@ def _value(value: Any) -> str:
     return repr(value)
 
 
-def drained(state_db: Path, invalid: frozenset[str]) -> bool:
+def drained(state_store: Path | str, invalid: frozenset[str]) -> bool:
     """Nothing pending or in flight but the steps of invalid dossiers, which wait for a fix."""
     try:
-        with closing(sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=30)) as db:
+        with read_state(state_store) as db:
             rows = db.execute(
                 "SELECT kind, dossier FROM outbox WHERE state IN ('pending', 'in_flight')"
             ).fetchall()
             (acked,) = db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'acked'").fetchone()
-    except sqlite3.Error:
+    except (sqlite3.Error, SQLAlchemyError):
         return False
     return acked > 0 and all(kind == "step" and dossier in invalid for kind, dossier in rows)
 
