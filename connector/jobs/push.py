@@ -484,9 +484,7 @@ class PushJob:
         self._health.push.failed(now, f"portal refused the connector: {reason}", state="refused")
         log.error("portal refused the connector; items stay queued", reason=reason, retry_in_s=wait)
 
-    def _count(
-        self, kind: Kind, settlements: list[Settlement], moot: frozenset[int] = frozenset()
-    ) -> None:
+    def _count(self, kind: Kind, settlements: list[Settlement], moot: frozenset[int]) -> None:
         """Tally what the calls did; a refusal of a version superseded meanwhile (`moot`)
         made no dead letter, so it is counted as sent but not as dead-lettered."""
         tally: dict[str, int] = {}

@@ -455,15 +455,16 @@ def _without_header(state_db: Path, item_ids: list[int]) -> set[str]:
     """Dossiers of `item_ids` left with no header to send or sent: none pending, in flight,
     acknowledged or dead, only superseded ones."""
     marks = ",".join("?" * len(item_ids))
-    dossiers = _rows(state_db, f"SELECT dossier FROM outbox WHERE id IN ({marks})", item_ids)
-    lost = set()
-    for (dossier,) in dossiers:
-        states = _rows(
-            state_db, "SELECT state FROM outbox WHERE kind = 'header' AND dossier = ?", [dossier]
-        )
-        if all(state == "superseded" for (state,) in states):
-            lost.add(dossier)
-    return lost
+    with closing(_ro(state_db)) as db:  # not `_rows`: a failed read must fail the check
+        dossiers = db.execute(f"SELECT dossier FROM outbox WHERE id IN ({marks})", item_ids)
+        found = [dossier for (dossier,) in dossiers]
+        assert len(found) == len(item_ids), f"dead letters {item_ids} not all in the outbox"
+        query = "SELECT state FROM outbox WHERE kind = 'header' AND dossier = ?"
+        return {
+            dossier
+            for dossier in found
+            if all(state == "superseded" for (state,) in db.execute(query, [dossier]))
+        }
 
 
 def _no_parked(stack: Stack) -> bool:

@@ -300,30 +300,33 @@ async def test_a_call_the_retry_after_outlasts_gives_up_unsent_with_the_time_lef
 
 
 async def test_a_call_that_failed_on_its_own_keeps_its_failure_when_the_gate_stops_it(
-    mock: respx.MockRouter, make_portal: Callable[..., RestPortal], clock: FakeClock
+    mock: respx.MockRouter, clock: FakeClock
 ) -> None:
     """A push's first attempt met a plain 503; before its second, a look-up met a
     Retry-After beyond the push's budget. The push reports its own 503 (a failed call, its
     outcome unknown), not "not sent", and carries the wait as its hint."""
-    portal = make_portal(retry={"attempts": 3, "max_seconds": 10})
     mock.post("/auth").mock(return_value=login_ok())
     replies = iter([httpx.Response(503), httpx.Response(429, headers={"Retry-After": "120"})])
+    route = mock.post("/integration").mock(side_effect=lambda request: next(replies))
+    looked_up: list[PortalTransient] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return next(replies)
+    async def meanwhile(seconds: float) -> None:
+        """The push's backoff; during the first one the look-up runs (and gives up at once:
+        its Retry-After is beyond its budget, so it never sleeps here)."""
+        if not looked_up:
+            with pytest.raises(PortalTransient) as met:
+                await portal.lookup("000.00.01.H26-220713-0002")
+            looked_up.append(met.value)
+        clock.now += seconds
 
-    route = mock.post("/integration").mock(side_effect=answer)
-    original = portal._sleep
-
-    async def meanwhile(seconds: float) -> None:  # the look-up runs during the push's backoff
-        portal._sleep = original
-        with pytest.raises(PortalTransient):
-            await portal.lookup("000.00.01.H26-220713-0002")
-        await original(seconds)
-
-    portal._sleep = meanwhile
-    with pytest.raises(PortalTransient) as caught:
-        await portal.push_steps(ITEM)
+    settings = make_settings(retry={"attempts": 3, "max_seconds": 10})
+    portal = RestPortal(settings, SecretStr(PASSWORD), sleep=meanwhile, clock=clock)
+    try:
+        with pytest.raises(PortalTransient) as caught:
+            await portal.push_steps(ITEM)
+    finally:
+        await portal.aclose()
+    assert looked_up and looked_up[0].retry_after == 120
     assert route.call_count == 2, "the push's second attempt was not sent"
     assert "503" in caught.value.reason and not caught.value.throttled
     assert caught.value.retry_after is not None and caught.value.retry_after > 100
