@@ -231,7 +231,23 @@ def test_a_failure_goes_to_the_waiting_callers_only(clock: ManualClock) -> None:
             raise StoreError("state store counts failed: disk I/O error")
         return {"n": len(calls)}
 
-    cache = FiguresCache(compute, clock, max_age=10)
+    arrived = threading.Semaphore(0)
+
+    class Arrivals:
+        """The clock as the cache reads it. A caller arrives when `get` reads the monotonic
+        time, before it waits for the computation: each reading by a caller other than the
+        one computing is counted, so the test releases the computation only once all of
+        them have arrived, however late their threads are scheduled."""
+
+        def now(self) -> float:
+            return clock.now()
+
+        def monotonic(self) -> float:
+            if threading.current_thread() is not threads[0]:
+                arrived.release()
+            return clock.monotonic()
+
+    cache = FiguresCache(compute, Arrivals(), max_age=10)
     errors: list[str] = []
 
     def ask() -> None:
@@ -245,7 +261,8 @@ def test_a_failure_goes_to_the_waiting_callers_only(clock: ManualClock) -> None:
     assert scanning.wait(timeout=30)
     for thread in threads[1:]:
         thread.start()
-    time.sleep(0.2)  # lets the others wait on the computation; not an assertion on time
+    for _ in threads[1:]:
+        assert arrived.acquire(timeout=30), "a caller never reached the cache"
     release.set()
     for thread in threads:
         thread.join(timeout=30)
