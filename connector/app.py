@@ -391,6 +391,7 @@ class OperatorActions:
             "read": report.read,
             "queued": report.queued,
             "invalid": report.invalid,
+            "newer": report.newer,
             "reasons": report.reasons,
         }
 

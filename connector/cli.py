@@ -354,8 +354,11 @@ def resync(
     verb = "would queue" if dry_run else "queued"
     read, invalid, queued = report["read"], report["invalid"], report["queued"]
     for stream, n in read.items():
+        newer = report["newer"].get(stream, 0)
+        left = f", newer already queued {newer}" if newer else ""
         out.print(
-            f"{stream}: read {n}, {verb} {queued.get(stream, 0)}, invalid {invalid.get(stream, 0)}"
+            f"{stream}: read {n}, {verb} {queued.get(stream, 0)}, "
+            f"invalid {invalid.get(stream, 0)}{left}"
         )
     for reason in report["reasons"]:
         out.print(f"  [yellow]refused[/yellow] {escape(reason)}", highlight=False)

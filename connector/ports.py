@@ -82,7 +82,8 @@ class Source(Protocol):
         """Every record of `stream` matching `selection`, in batches (for resync).
 
         Raises MappingError when called, before reading, if the stream cannot be narrowed
-        by what `selection` asks for."""
+        by what `selection` asks for. Nothing is read before the iteration starts: a resync
+        takes the outbox's read mark in between (see `Store.ingest`)."""
         ...
 
     def close(self) -> None: ...
@@ -173,6 +174,8 @@ class IngestResult:
     invalid: int = 0
     #: Items queued earlier that became dead letters: (source_ref, key, reason) each
     withdrawn: tuple[tuple[str, str, str], ...] = ()
+    #: Records left as they were: the outbox got a version of them after they were read
+    newer: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +226,7 @@ class Store(Protocol):
         now: float,
         force: bool = False,
         retire: Sequence[int] = (),
+        read_mark: int | None = None,
     ) -> IngestResult:
         """Queue mapped items (valid → pending, invalid → dead letter) and move the cursor,
         all in one transaction. Unchanged headers and already-queued steps are skipped
@@ -230,13 +234,25 @@ class Store(Protocol):
         steps another record queued under it into dead letters (`IngestResult.withdrawn`).
         `retire`: items these replace (an operator's retry of a dead letter), superseded
         in the same transaction first, so that a crash cannot retire one without queueing
-        its record again; the record is then queued even if unchanged."""
+        its record again; the record is then queued even if unchanged.
+        `read_mark`: `newest_id()` taken before the items were read (an operator's read
+        beside the running pull). A record with a row newer than that may have changed
+        since it was read: it is left as it is (`IngestResult.newer`)."""
         ...
 
     def preview_ingest(
-        self, items: Sequence[Mapped], *, now: float, force: bool = False
+        self,
+        items: Sequence[Mapped],
+        *,
+        now: float,
+        force: bool = False,
+        read_mark: int | None = None,
     ) -> IngestResult:
         """What `ingest` would queue, skip and dead-letter, writing nothing (a dry run)."""
+        ...
+
+    def newest_id(self) -> int:
+        """The highest outbox id so far (0 when empty): see `ingest`'s `read_mark`."""
         ...
 
     def cursor(self, stream: str) -> Cursor | None: ...

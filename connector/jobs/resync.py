@@ -2,6 +2,13 @@
 
 Both re-read the records from the local system and map them with the current mapping, so
 a fix in the data or in the mapping is what gets sent, never the stale payload.
+
+Both run beside the daemon, whose pull may read a record again while they hold what they
+read of it. Queued after the pull's newer version, their older one would be sent last and
+stay on the portal, with the pull's cursor already past the change. So each takes the
+outbox's newest id before it reads (`Store.newest_id`), and its ingest leaves alone the
+records that got a row after that (`IngestResult.newer`): what the pull queued is at least
+as new as what was read.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ class ResyncReport:
     read: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
     invalid: dict[str, int] = field(default_factory=dict)
+    #: Records left as they were: the pull queued them again while they were read
+    newer: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
 
 
@@ -48,6 +57,7 @@ def resync(
     report = ResyncReport()
     # Every stream's selection is opened (and checked) before anything is read or queued.
     selected = [(stream, source.select(stream, selection, batch)) for stream in source.streams()]
+    mark = store.newest_id()  # before the first page is read: see the module's docstring
     for stream, pages in selected:
         for records in pages:
             mapped = map_records(mapping, stream, records)
@@ -55,11 +65,14 @@ def resync(
             report.read[stream] = report.read.get(stream, 0) + len(mapped)
             report.invalid[stream] = report.invalid.get(stream, 0) + len(bad)
             report.reasons += [f"{m.source_ref} {m.key}: {m.reason()}" for m in bad][:20]
+            now = clock.now()
             if dry_run:
-                result = store.preview_ingest(mapped, now=clock.now(), force=force)
+                result = store.preview_ingest(mapped, now=now, force=force, read_mark=mark)
             else:
-                result = store.ingest(stream, mapped, None, now=clock.now(), force=force)
+                result = store.ingest(stream, mapped, None, now=now, force=force, read_mark=mark)
             report.queued[stream] = report.queued.get(stream, 0) + result.queued
+            if result.newer:
+                report.newer[stream] = report.newer.get(stream, 0) + result.newer
             progress(stream, len(mapped))
     return report
 
@@ -117,6 +130,7 @@ def _reread(
     retired and read under no number at all, its steps then missing from the portal with
     nothing saying so. What is queued is what `resync --dossier N --missing-only` would.
     """
+    mark = store.newest_id()  # before the read: see the module's docstring
     local = read_whole_dossier(source, mapping, item.dossier)
     if item.source_ref not in {m.source_ref for mapped in local.values() for m in mapped}:
         return RetryResult(item_id=item.id, action=GONE)
@@ -125,7 +139,8 @@ def _reread(
         # alone first, a crash or a full disk in between would lose the record for good.
         mine = any(m.source_ref == item.source_ref for m in mapped)
         if mapped:
-            store.ingest(stream, mapped, None, now=clock.now(), retire=[item.id] if mine else ())
+            retire = [item.id] if mine else []
+            store.ingest(stream, mapped, None, now=clock.now(), retire=retire, read_mark=mark)
     again = _refused_again(store, item)
     if again is not None:
         return RetryResult(item_id=item.id, action=STILL_REFUSED, reason=again.last_message)

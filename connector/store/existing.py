@@ -65,6 +65,8 @@ class Seen:
     number: dict[str, str] = field(default_factory=dict)  # source_ref -> first MaHoSo queued
     #: MaHoSo not yet claimed -> its pending steps that name their dossier record
     unclaimed_steps: dict[str, list[Unclaimed]] = field(default_factory=dict)
+    #: Records with a row newer than the read mark (see `look_up`)
+    newer: set[RefKey] = field(default_factory=set)
 
     def add(self, kind: Kind, row: _Found) -> None:
         row_id, key, ref, state, digest, message, record = row
@@ -92,12 +94,16 @@ class Seen:
         self.number.setdefault(ref, dossier)
 
 
-def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
+def look_up(conn: Connection, items: Sequence[Mapped], *, read_mark: int | None = None) -> Seen:
     """Read what the store holds for `items`: a query per kind and chunk, plus `known`, the
     `owners` of the page's dossier numbers and the `sent_steps` (which outlive purged rows).
 
     A step that names its dossier record (`Mapped.dossier_ref`) is looked up as a header
     of that record and number too, for the claims its ingest is checked against.
+
+    With `read_mark` (the outbox's newest id before the items were read), the records that
+    got a row after it are in `Seen.newer`: the pull read them again meanwhile, so what
+    the items hold of them may be older than what the outbox holds.
     """
     seen = Seen()
     claims = _claims(items)
@@ -109,6 +115,8 @@ def look_up(conn: Connection, items: Sequence[Mapped]) -> Seen:
             found.update((row[0], row) for row in _rows(conn, kind, keys, refs))
         for row_id in sorted(found):  # oldest first across chunks: the first claim stands
             seen.add(kind, found[row_id])
+        if read_mark is not None:
+            seen.newer.update((kind, row[2]) for row_id, row in found.items() if row_id > read_mark)
     seen.unclaimed_steps = _unclaimed_steps(conn, items, seen)
     dossiers = {i.dossier for i in items if i.kind is Kind.HEADER and i.key not in seen.header_hash}
     seen.known_hash = _known_hashes(conn, dossiers)

@@ -44,6 +44,7 @@ class Plan:
     queued: int = 0
     unchanged: int = 0
     invalid: int = 0
+    newer: int = 0
 
     def result(self) -> IngestResult:
         return IngestResult(
@@ -51,6 +52,7 @@ class Plan:
             unchanged=self.unchanged,
             invalid=self.invalid + len(self.refuse),
             withdrawn=tuple(self.refuse.values()),
+            newer=self.newer,
         )
 
 
@@ -66,6 +68,11 @@ class Planner:
         self._invalid_by_ref: dict[tuple[str, str], Row] = {}  # planned invalid rows
 
     def add(self, item: Mapped) -> None:
+        if (item.kind, item.source_ref) in self.seen.newer:
+            # Read by an operator's command while the pull queued the record again: this
+            # copy may be the older one, and queued last it would be sent last.
+            self.plan.newer += 1
+            return
         if item.ok and item.kind is Kind.HEADER:
             item = self._identity(item)
         elif item.ok and item.dossier_ref:

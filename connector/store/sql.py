@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, func, select
 
 from connector.core.records import Cursor, Kind, Mapped, State
 from connector.ports import (
@@ -27,7 +27,7 @@ from connector.store import audit as audit_trail
 from connector.store import delivery, existing, ingest, repairs, reports, worker
 from connector.store.boundary import store_errors
 from connector.store.engine import READ_ONLY, make_engine, upsert
-from connector.store.schema import create_schema, cursors, meta, rereads
+from connector.store.schema import create_schema, cursors, meta, outbox, rereads
 
 #: Rows one transaction of the purge deletes: about a tenth of a second on SQLite.
 PURGE_PART = 5000
@@ -72,22 +72,32 @@ class SqlStore:
         now: float,
         force: bool = False,
         retire: Sequence[int] = (),
+        read_mark: int | None = None,
     ) -> IngestResult:
         """Queue a page of mapped items and move the stream's cursor, in one transaction."""
         with self._write(f"ingest of {stream}") as conn:
             if retire:
                 repairs.supersede(conn, retire, now=now)
-            plan = _plan(conn, items, now=now, force=force)
+            plan = _plan(conn, items, now=now, force=force, read_mark=read_mark)
             ingest.apply(conn, plan, now=now)
             if cursor is not None:
                 _save_cursor(conn, stream, cursor, now)
         return plan.result()
 
     def preview_ingest(
-        self, items: Sequence[Mapped], *, now: float, force: bool = False
+        self,
+        items: Sequence[Mapped],
+        *,
+        now: float,
+        force: bool = False,
+        read_mark: int | None = None,
     ) -> IngestResult:
         with self._read("ingest preview") as conn:
-            return _plan(conn, items, now=now, force=force).result()
+            return _plan(conn, items, now=now, force=force, read_mark=read_mark).result()
+
+    def newest_id(self) -> int:
+        with self._read("newest id") as conn:
+            return int(conn.scalar(select(func.max(outbox.c.id))) or 0)
 
     def cursor(self, stream: str) -> Cursor | None:
         with self._read("cursor read") as conn:
@@ -255,9 +265,17 @@ class SqlStore:
         self._engine.dispose()
 
 
-def _plan(conn: Connection, items: Sequence[Mapped], *, now: float, force: bool) -> ingest.Plan:
+def _plan(
+    conn: Connection,
+    items: Sequence[Mapped],
+    *,
+    now: float,
+    force: bool,
+    read_mark: int | None = None,
+) -> ingest.Plan:
     """What `items` add to the outbox and retire, decided against what it holds."""
-    planner = ingest.Planner(existing.look_up(conn, items), now=now, force=force)
+    seen = existing.look_up(conn, items, read_mark=read_mark)
+    planner = ingest.Planner(seen, now=now, force=force)
     for item in items:
         planner.add(item)
     return planner.plan

@@ -321,6 +321,35 @@ def test_an_ingest_that_retires_a_dead_letter_queues_its_record_again(store: Sto
     assert states(store, "D1") == [State.SUPERSEDED, State.PENDING]
 
 
+def test_a_record_queued_again_after_a_read_mark_is_left_as_it_is(store: Store) -> None:
+    """An operator's command read D1 (status 2) and D2 after the mark; the pull then queued
+    D1 at status 3 and acknowledged it. The command's D1, perhaps older, is not queued
+    after it: D1's newest row stays the pull's. D2, which nothing queued meanwhile, is."""
+    store.ingest("dossiers", [header("D1"), header("D2")], None, now=T0)
+    mark = store.newest_id()
+    store.ingest("dossiers", [header("D1", "3")], None, now=T0 + 1)
+    acknowledge(store, Kind.HEADER, now=T0 + 1)
+    read = [header("D1", "2"), header("D2", "2"), step("D1", "20260101080000")]
+    preview = store.preview_ingest(read, now=T0 + 2, force=True, read_mark=mark)
+    result = store.ingest("dossiers", read, None, now=T0 + 2, force=True, read_mark=mark)
+    assert (result.queued, result.newer) == (2, 1) == (preview.queued, preview.newer)
+    newest = max((i for i in store.items(limit=100) if i.key == "D1"), key=lambda i: i.id)
+    assert (newest.payload["TrangThaiHoSo"], newest.state) == ("3", State.ACKED)
+    assert states(store, "D2") == [State.ACKED, State.PENDING]
+    assert store.newest_id() == max(i.id for i in store.items(limit=100))
+
+
+def test_without_a_read_mark_the_last_version_ingested_is_queued(store: Store) -> None:
+    """The pull gives no mark: what it reads is newer than what it queued before."""
+    store.ingest("dossiers", [header("D1")], None, now=T0)
+    store.ingest("dossiers", [header("D1", "3")], None, now=T0 + 1)
+    assert store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 2).queued == 1
+
+
+def test_the_newest_id_of_an_empty_store_is_zero(store: Store) -> None:
+    assert store.newest_id() == 0
+
+
 def test_step_is_queued_once(store: Store) -> None:
     """A step key already queued or sent is not queued again, even twice in one page."""
     first = store.ingest("steps", [step("D1", "20260101080000")] * 2, None, now=T0)
