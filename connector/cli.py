@@ -29,7 +29,7 @@ from rich.text import Text
 from connector import settings as settings_mod
 from connector.app import App, iso_utc
 from connector.cli_demo import demo_app, sandbox_command
-from connector.core.masking import SHOWABLE_FIELDS
+from connector.core.masking import SHOWABLE_FIELDS, scrub_text
 from connector.core.records import DEAD_STATES, Kind, Mapped, State
 from connector.errors import (
     ConfigError,
@@ -40,7 +40,7 @@ from connector.errors import (
 )
 from connector.listing import print_records
 from connector.logs import configure_logging
-from connector.ports import BlockedDossier, Selection
+from connector.ports import BlockedDossier, OutboxItem, Selection
 from connector.settings import Settings
 from connector.store.audit import (
     AuditRecord,
@@ -224,10 +224,7 @@ def _trace_document(found: Trace, said: str) -> dict[str, Any]:
             {"kind": m.kind.value, "key": m.key, "ok": m.ok, "reason": m.reason()}
             for m in found.local
         ],
-        "outbox": [
-            {f.name: getattr(i, f.name) for f in fields(i) if f.name != "body"}
-            for i in found.outbox
-        ],
+        "outbox": [_listed(i) for i in found.outbox],
         "calls": [
             {**{f.name: getattr(r, f.name) for f in fields(r)}, "at": iso_utc(r.at)}
             for r in found.calls
@@ -415,8 +412,7 @@ def outbox_list(
         )
     if json:
         for r in rows:
-            line = {f.name: getattr(r, f.name) for f in fields(r) if f.name != "body"}
-            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            sys.stdout.write(orjson.dumps(_listed(r)).decode() + "\n")
         return
     cells = [
         (
@@ -426,7 +422,7 @@ def outbox_list(
             r.state.value,
             str(r.attempts),
             r.last_code,
-            r.last_message,
+            scrub_text(r.last_message),
             r.source_ref,
         )
         for r in rows
@@ -434,6 +430,14 @@ def outbox_list(
     columns = ("id", "kind", "key", "state", "attempts", "code", "reason", "source")
     print_records(out, columns, cells, wrap={"reason"})
     out.print(f"{len(rows)} item(s)")
+
+
+def _listed(item: OutboxItem) -> dict[str, Any]:
+    """An outbox row as the JSON lists give it: without the payload, and with the portal's
+    message masked, since a portal may quote the record back (`outbox show` has it whole)."""
+    row = {f.name: getattr(item, f.name) for f in fields(item) if f.name != "body"}
+    row["last_message"] = scrub_text(item.last_message)
+    return row
 
 
 @outbox_app.command("blocked")
@@ -480,9 +484,10 @@ def blocked_reason(blocked: BlockedDossier) -> str:
     if header.state is State.PENDING and header.attempts == 0:
         return "header queued, not yet acknowledged: the steps follow it"
     if header.state is State.PENDING:
-        return f"header being retried ({header.attempts} attempts): {header.last_message}"
+        tried = scrub_text(header.last_message)
+        return f"header being retried ({header.attempts} attempts): {tried}"
     what = {State.INVALID: "refused by validation", State.REJECTED: "rejected by the portal"}
-    said = header.last_message
+    said = scrub_text(header.last_message)
     if header.state is State.REJECTED:  # the portal's own code; the others' say nothing more
         said = f"{header.last_code} {said}".strip()
     done = what.get(header.state, header.state.value)
@@ -563,9 +568,12 @@ def outbox_retry(
         )
     if any(r["action"] == GONE for r in results):
         out.print(
-            "kept as dead letters: their records were renumbered (or deleted) in the local "
-            "system; `connector resync --dossier NEW_NUMBER --missing-only` sends them under "
-            "the new number and retires these",
+            "kept as dead letters: their records are no longer under these numbers in the "
+            "local system (renumbered or deleted). A record keeps the first number it was "
+            "queued under: if the portal never took it, dismiss these (`connector outbox "
+            "dismiss ID… --reason …`), then `connector resync --dossier NEW_NUMBER "
+            "--missing-only` queues the record under its new number; if the portal holds "
+            "it, give the record its number back in the local system",
             highlight=False,
         )
     left = [r for r in results if r["action"] in NOT_RETRIED]

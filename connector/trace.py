@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from connector.app import App
+from connector.core.masking import scrub_text
 from connector.core.records import DEAD_STATES, Kind, Mapped, PortalView, State
 from connector.errors import PortalRefused, PortalTransient
 from connector.jobs.pull import read_whole_dossier
@@ -75,11 +76,12 @@ def verdict(trace: Trace) -> str:
     if row is None:  # acknowledged long ago: its rows were purged after `retention_days`
         return _acknowledged(trace, 0, resync)
     if row.state in DEAD_STATES:
-        said = f"{row.last_code} {row.last_message}".strip()
+        said = f"{row.last_code} {scrub_text(row.last_message)}".strip()
         return f"header {row.state.value}: {said}; {dead_letter_hint(str(row.id))}"
     waiting = trace.steps()[State.PENDING]
     if row.state is State.PENDING:
-        tried = f" ({row.attempts} attempts; last: {row.last_message})" if row.attempts else ""
+        last = scrub_text(row.last_message)
+        tried = f" ({row.attempts} attempts; last: {last})" if row.attempts else ""
         return f"header queued, not acknowledged yet{tried}; {waiting} step(s) wait for it"
     return _acknowledged(trace, waiting, resync)
 

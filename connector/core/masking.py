@@ -47,6 +47,19 @@ SHOWABLE_FIELDS = frozenset(
     }
 )  # fmt: skip
 
+#: Fields whose value is masked wherever free text quotes it by name (`"ChuHoSo": "…"` or
+#: `ChuHoSo=…`), as a portal's rejection may quote the record back: personal data, and
+#: the free text that may hold it. A name without a common family name is caught this way.
+QUOTED_FIELDS = PERSONAL_FIELDS | {"TrichYeuHoSo", "GhiChu", "NoiDungXuLy", "ThongTinKhac"}
+_FIELD_NAMES = "|".join(sorted(QUOTED_FIELDS))
+_QUOTED = (
+    # JSON: the key and the value in quotes.
+    re.compile(r'"(?:' + _FIELD_NAMES + r')"\s*:\s*"((?:[^"\\]|\\.)*)"'),
+    # key=value, the value up to the next separator. `Key: text` is left alone: that is
+    # how a reason names a field ("ChuHoSo: required by the portal but missing").
+    re.compile(r"\b(?:" + _FIELD_NAMES + r")\s*=\s*([^;,&)}\]\r\n]+)"),
+)
+
 _PATTERNS = (
     re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),  # e-mail
     re.compile(r"(?<!\d)(?:\+?84|0)\d{9,10}(?!\d)"),  # Vietnamese phone
@@ -134,10 +147,23 @@ def _mask_capitalised_runs(text: str) -> str:
 
 def scrub_text(text: str) -> str:
     """Mask anything in free text that looks like an e-mail, phone, ID number or a
-    Vietnamese person's name (a common family name followed by capitalised words)."""
+    Vietnamese person's name (a common family name followed by capitalised words), and
+    the value of any personal or free-text field quoted by name (`QUOTED_FIELDS`)."""
+    for quoted in _QUOTED:
+        text = quoted.sub(_mask_value, text)
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: mask(m.group(0)), text)
     return _mask_names(text if text.isascii() else unicodedata.normalize("NFC", text))
+
+
+def _mask_value(found: re.Match[str]) -> str:
+    """The match with its value (group 1, trailing blanks kept out) as a fingerprint."""
+    value = found.group(1).rstrip()
+    if not value:
+        return found.group(0)
+    start, end = found.start(1) - found.start(0), found.start(1) - found.start(0) + len(value)
+    whole = found.group(0)
+    return whole[:start] + mask(value) + whole[end:]
 
 
 def scrub_payload(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,47 +5,29 @@ records in the same pages are queued exactly as the source holds them."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
 from structlog.testing import capture_logs
 
-from connector import settings as settings_mod
 from connector.app import App, OperatorActions
 from connector.core.records import Kind, State
 from connector.demo.schema import COLUMNS
 from connector.errors import MappingError, SourceError, StoreError
 from connector.jobs.pull import PullJob
 from connector.jobs.resync import GONE, resync
-from connector.ports import OutboxItem, Selection, Source
+from connector.ports import OutboxItem, Selection, Settlement, Source
 from tests.badinput.corpus import (
     AGENCY,
     GOOD_DOSSIER,
     GOOD_STEP,
     LONG,
     Corpus,
-    build_corpus,
     renumber,
 )
-from tests.badinput.support import source_fields, step_fields, write_config
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Corpus:
-    return build_corpus(tmp_path)
-
-
-@pytest.fixture
-def app(tmp_path: Path, corpus: Corpus) -> Iterator[App]:
-    opened = App(settings_mod.load(write_config(tmp_path / "config.toml", corpus)))
-    try:
-        yield opened
-    finally:
-        opened.close()
+from tests.badinput.support import source_fields, step_fields
 
 
 def _by_ref(app: App, *states: State) -> dict[str, OutboxItem]:
@@ -328,6 +310,40 @@ def test_retry_keeps_a_dead_letter_whose_record_left_its_number(app: App, corpus
     )
     reason = _by_ref(app, State.INVALID)["steps:9000"].last_message
     assert f"was queued as {first!r}" in reason and repr(third) in reason, reason
+
+
+def test_a_record_renumbered_before_the_portal_took_it_goes_under_its_new_number(
+    app: App, corpus: Corpus
+) -> None:
+    """What `outbox retry` advises for a refused record renumbered since: the portal never
+    held its first number, so once that number's dead letters are dismissed, a resync of
+    the new number queues the record and its step under it."""
+    app.pull_job().run()
+    first = corpus.dossiers[corpus.renumbered]["dossier_no"]
+    now = app.clock.now()
+    (header,) = [i for i in app.store.claim(Kind.HEADER, 1000, now=now) if i.key == first]
+    refused = Settlement(item_id=header.id, state=State.REJECTED, code="E77", message="no")
+    app.store.settle([refused], now=now)
+    renumber(corpus, f"{first[:-4]}9999")
+    app.pull_job().run()
+    actions = OperatorActions(app, origin="cli")
+    assert actions.retry([header.id], all_dead=False)["results"] == [
+        {"id": header.id, "action": GONE}
+    ]
+    again = Selection(dossier=f"{first[:-4]}9999")
+    kw: dict[str, Any] = {"mapping": app.mapping, "store": app.store, "clock": app.clock}
+    before = resync(source=app.source, selection=again, force=False, **kw)
+    assert before.queued["dossiers"] == 0, "the record still holds its first number"
+    assert actions.dismiss([header.id], code=None, reason="renumbered")["dismissed"] == [header.id]
+    after = resync(source=app.source, selection=again, force=False, **kw)
+    assert after.queued == {"dossiers": 1, "steps": 1}
+    mine = [i for i in app.store.items(limit=10_000) if i.source_ref == corpus.renumbered]
+    assert [i.state for i in mine if i.state is not State.SUPERSEDED] == [State.PENDING]
+    record = int(corpus.renumbered.split(":")[1])
+    (step,) = [ref for ref, row in corpus.steps.items() if row["dossier_id"] == record]
+    rows = [i for i in app.store.items(kind=Kind.STEP, limit=10_000) if i.source_ref == step]
+    live = [i for i in rows if i.state is not State.SUPERSEDED]
+    assert [(i.dossier, i.state) for i in live] == [(f"{first[:-4]}9999", State.PENDING)]
 
 
 def test_repulling_the_corpus_adds_no_dead_letters(app: App, corpus: Corpus) -> None:

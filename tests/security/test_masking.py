@@ -52,6 +52,29 @@ def test_decomposed_names_are_masked_too() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        f'E77 (mã 77): {{"ChuHoSo":"{RARE_NAME}","MaTTHC":"1.001","GhiChu":"gọi {RARE_NAME}"}}',
+        f'{{"ChuHoSo" : "{RARE_NAME}", "TrichYeuHoSo": "Đơn \\"{RARE_NAME}\\""}}',
+        f"not in the catalogue (ChuHoSo={RARE_NAME}; MaTTHC=1.001)",
+    ],
+)
+def test_a_record_quoted_back_by_field_name_is_masked(text: str) -> None:
+    """A portal may quote the record in its message: a personal or free-text field named
+    there is masked, even a name no family-name list knows; codes stay readable."""
+    scrubbed = scrub_text(text)
+    assert "Khổng" not in scrubbed and "Tuyết" not in scrubbed, scrubbed
+    assert "«masked:" in scrubbed
+    assert "1.001" in scrubbed or "1.001" not in text
+
+
+def test_a_reason_naming_a_field_keeps_its_words() -> None:
+    """`Field: what is wrong` is how reasons read; only quoted values are masked."""
+    reason = "ChuHoSo: required by the portal but missing"
+    assert scrub_text(reason) == reason
+
+
+@pytest.mark.parametrize(
     ("field", "value", "shown"),
     [
         ("TrichYeuHoSo", f"Đơn của {RARE_NAME}", False),

@@ -70,6 +70,24 @@ def test_no_personal_data_or_secret_in_logs_status_metrics_or_audit(
     outputs["daemon log"] = log = stack.daemon_log()
     for db in (first_state, stack.state_db):
         outputs[f"audit of {db.name}"] = table_text(db, "audit")
+    rejected, number = _a_rejected_item(stack)
+    lists = {
+        " ".join(args): stack.cli(*args).stdout
+        for args in (
+            ("outbox", "list"),
+            ("outbox", "list", "--json"),
+            ("outbox", "blocked"),
+            ("outbox", "blocked", "--json"),
+            ("trace", number, "--no-portal"),
+            ("trace", number, "--no-portal", "--json"),
+        )
+    }
+    # The lists carry the portal's message, which quotes the record back: masked there.
+    # (The tables wrap it over lines, so the whole sentence is looked for in JSON only.)
+    for where, text in lists.items():
+        if "--json" in where:
+            assert "not in the procedure catalogue" in text, f"no portal message in {where}"
+    outputs.update(lists)
 
     for event in EVENTS:
         assert f'"event":"{event}"' in log, f"the {event!r} path did not run"
@@ -80,15 +98,18 @@ def test_no_personal_data_or_secret_in_logs_status_metrics_or_audit(
         assert stack.password not in text, f"the portal password in {where}"
         assert token not in text, f"the status token in {where}"
     # The search is not vacuous: the outbox keeps the portal's message whole, for operators.
-    shown = stack.cli("outbox", "show", str(_a_rejected_item(stack))).stdout
+    shown = stack.cli("outbox", "show", str(rejected)).stdout
     assert "not in the procedure catalogue" in shown
     assert seeded.found_in(shown), "the portal's message should be kept whole in the outbox"
 
 
-def _a_rejected_item(stack: SecureStack) -> int:
+def _a_rejected_item(stack: SecureStack) -> tuple[int, str]:
+    """The id and dossier number of a header the portal rejected."""
     conn = sqlite3.connect(f"file:{stack.state_db}?mode=ro", uri=True)
     try:
-        (item,) = conn.execute("SELECT id FROM outbox WHERE state = 'rejected' LIMIT 1").fetchone()
+        item, number = conn.execute(
+            "SELECT id, dossier FROM outbox WHERE state = 'rejected' AND kind = 'header' LIMIT 1"
+        ).fetchone()
     finally:
         conn.close()
-    return int(item)
+    return int(item), str(number)
