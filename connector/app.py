@@ -19,7 +19,7 @@ from connector import __version__
 from connector.clock import SystemClock
 from connector.core.delivery import RetryPolicy
 from connector.core.mapping import CompiledMapping
-from connector.core.masking import scrub_text
+from connector.core.masking import scrub_text, use_key
 from connector.core.records import DEAD_STATES, Kind, State
 from connector.errors import ConnectorError, StoreError
 from connector.jobs.health import Health
@@ -58,10 +58,14 @@ class App:
 
     @cached_property
     def store(self) -> Store:
+        """The state store, opened; from here on masked values are fingerprinted with its
+        key, the same in the daemon and in every command on it."""
         secret = self.settings.state.password.read("state.password")
-        return SqlStore.open(
+        store = SqlStore.open(
             self.settings.state.url, password=secret.get_secret_value() if secret else None
         )
+        use_key(store.fingerprint_key())
+        return store
 
     @cached_property
     def mapping(self) -> CompiledMapping:

@@ -356,6 +356,11 @@ class Store(Protocol):
 
     def meta(self) -> Mapping[str, str]: ...
 
+    def fingerprint_key(self) -> bytes:
+        """The key of the fingerprints of masked values (`core.masking.use_key`), made at
+        random the first time it is asked for and kept in the store from then on."""
+        ...
+
     def purge(self, *, before: float, part: int = ...) -> int:
         """Drop acknowledged and superseded rows older than `before`, `part` rows at a time;
         returns how many. The acknowledged steps among them are kept as sent (in effect)."""

@@ -7,7 +7,9 @@ and find the record, without the value itself ever reaching a log line.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+import secrets
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -102,9 +104,28 @@ def _mask_names(text: str) -> str:
     return "".join(out)
 
 
+#: The installation's fingerprint key (`use_key`); until a store gives it, one of this
+#: process's own, so that no fingerprint is ever one anyone could compute.
+_key = secrets.token_bytes(32)
+
+
+def use_key(key: bytes) -> None:
+    """Key every fingerprint from now on with `key` (the state store's own, made at its
+    first use: `Store.fingerprint_key`).
+
+    A plain hash of a phone or ID number can be confirmed by anyone reading the logs: those
+    have few enough possible values to hash a guess, or all of them, and compare. Keyed,
+    a fingerprint still tells two values apart and is the same in every process using the
+    store, but only someone holding the store's key can link it to a value.
+    """
+    global _key
+    _key = key
+
+
 def mask(value: object) -> str:
     """`«masked:1a2b3c»`: a fingerprint of the value, never the value."""
-    digest = hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:6]
+    data = str(value).encode("utf-8", "surrogatepass")
+    digest = hmac.new(_key, data, hashlib.sha256).hexdigest()[:6]
     return f"«masked:{digest}»"
 
 

@@ -7,6 +7,7 @@ modules: `ingest`, `delivery`, `repairs`, `reports` and `audit`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -31,6 +32,8 @@ from connector.store.schema import create_schema, cursors, meta, outbox, rereads
 
 #: Rows one transaction of the purge deletes: about a tenth of a second on SQLite.
 PURGE_PART = 5000
+#: The `meta` row holding the fingerprint key (hex), see `SqlStore.fingerprint_key`.
+FINGERPRINT_KEY = "fingerprint_key"
 
 
 class SqlStore:
@@ -180,6 +183,19 @@ class SqlStore:
     def meta(self) -> Mapping[str, str]:
         with self._read("meta read") as conn:
             return {row.key: row.value for row in conn.execute(select(meta))}
+
+    def fingerprint_key(self) -> bytes:
+        """Read first: a store that cannot be written (a full disk) still opens for reading."""
+        query = select(meta.c.value).where(meta.c.key == FINGERPRINT_KEY)
+        with self._read("fingerprint key read") as conn:
+            value = conn.scalar(query)
+        if value is None:
+            made = secrets.token_hex(32)
+            with self._write("fingerprint key write") as conn:
+                statement = upsert(conn, meta).values(key=FINGERPRINT_KEY, value=made)
+                conn.execute(statement.on_conflict_do_nothing())  # another process's stands
+                value = conn.scalar(query)
+        return bytes.fromhex(str(value))
 
     def rereads(self) -> list[str]:
         with self._read("reread list") as conn:

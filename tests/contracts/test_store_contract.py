@@ -346,6 +346,28 @@ def test_without_a_read_mark_the_last_version_ingested_is_queued(store: Store) -
     assert store.ingest("dossiers", [header("D1", "2")], None, now=T0 + 2).queued == 1
 
 
+def test_the_fingerprint_key_is_made_once_and_kept(store: Store) -> None:
+    key = store.fingerprint_key()
+    assert len(key) == 32 and store.fingerprint_key() == key
+    other = SqlStore.open("sqlite://")
+    try:
+        assert other.fingerprint_key() != key, "each store makes its own"
+    finally:
+        other.close()
+
+
+def test_the_fingerprint_key_outlives_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = SqlStore.open(url)
+    key = first.fingerprint_key()
+    first.close()
+    again = SqlStore.open(url)
+    try:
+        assert again.fingerprint_key() == key
+    finally:
+        again.close()
+
+
 def test_the_newest_id_of_an_empty_store_is_zero(store: Store) -> None:
     assert store.newest_id() == 0
 

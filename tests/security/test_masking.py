@@ -51,6 +51,24 @@ def test_decomposed_names_are_masked_too() -> None:
     assert "«masked:" in scrubbed and "Hằng" not in scrubbed
 
 
+def test_fingerprints_are_keyed_so_a_guess_cannot_be_confirmed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the key, hashing a guessed phone number gives nothing to compare with; with
+    one key a value always gets the same fingerprint, and another key gives another."""
+    import hashlib
+
+    from connector.core import masking
+
+    monkeypatch.setattr(masking, "_key", masking._key)  # restored after the test
+    masking.use_key(b"k" * 32)
+    first = mask(PHONE)
+    assert first == mask(PHONE) != mask("0912345679")
+    assert first != f"«masked:{hashlib.sha256(PHONE.encode()).hexdigest()[:6]}»"
+    masking.use_key(b"j" * 32)
+    assert mask(PHONE) != first
+
+
 @pytest.mark.parametrize(
     "text",
     [

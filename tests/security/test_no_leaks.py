@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -91,6 +94,13 @@ def test_no_personal_data_or_secret_in_logs_status_metrics_or_audit(
 
     for event in EVENTS:
         assert f'"event":"{event}"' in log, f"the {event!r} path did not run"
+    # Fingerprints are keyed with each store's own key: a guessed value hashed alone
+    # matches none of them.
+    keys = [_fingerprint_key(db) for db in (first_state, stack.state_db)]
+    assert keys[0] != keys[1], "each store makes its own key"
+    plain = [v for v in seeded.values() if _fingerprint(b"", v, keyed=False) in log]
+    keyed = [v for v in seeded.values() for k in keys if _fingerprint(k, v) in log]
+    assert plain == [] and keyed, (plain, keyed)
     assert stack.stats()["rejections"].get("400", 0) > 0, "the portal rejected nothing"
     for where, text in outputs.items():
         assert text, f"nothing read from {where}"
@@ -113,3 +123,22 @@ def _a_rejected_item(stack: SecureStack) -> tuple[int, str]:
     finally:
         conn.close()
     return int(item), str(number)
+
+
+def _fingerprint_key(db: Path) -> bytes:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (value,) = conn.execute("SELECT value FROM meta WHERE key = 'fingerprint_key'").fetchone()
+    finally:
+        conn.close()
+    return bytes.fromhex(value)
+
+
+def _fingerprint(key: bytes, value: str, *, keyed: bool = True) -> str:
+    """The mask of `value` as the daemon writes it with `key`, or a plain hash of it."""
+    data = value.encode("utf-8")
+    if keyed:
+        digest = hmac.new(key, data, hashlib.sha256).hexdigest()
+    else:
+        digest = hashlib.sha256(data).hexdigest()
+    return f"«masked:{digest[:6]}»"
