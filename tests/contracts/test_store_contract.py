@@ -1058,8 +1058,6 @@ def test_worker_lock_of_a_killed_process_is_free_at_once(tmp_path: Path, backend
 def test_worker_lock_waits_for_its_holder_to_let_go(tmp_path: Path, backend: str) -> None:
     """A second process waits (saying why, once) and takes the lock when the first lets go;
     with a wait too short it is refused."""
-    import threading
-
     url = _shared_store(tmp_path, backend)
     first, second = SqlStore.open(url), SqlStore.open(url)
     heard: list[str] = []
@@ -1068,8 +1066,12 @@ def test_worker_lock_waits_for_its_holder_to_let_go(tmp_path: Path, backend: str
         with pytest.raises(StoreBusy):
             second.lock_worker(wait=0.3, on_wait=heard.append)
         assert len(heard) == 1 and f"pid {os.getpid()}" in heard[0]
-        threading.Timer(0.5, lock.release).start()
-        second.lock_worker(wait=30.0, on_wait=heard.append).release()
+
+        def let_go(message: str) -> None:  # once the second one is waiting, however late
+            heard.append(message)
+            lock.release()
+
+        second.lock_worker(wait=30.0, on_wait=let_go).release()
         assert len(heard) == 2
     finally:
         first.close()

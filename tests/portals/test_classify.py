@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.core.records import OutcomeStatus
@@ -275,6 +275,7 @@ def test_item_results_read_the_step_identity() -> None:
     assert parsed[1].step is None
 
 
+@settings(deadline=None)  # a stall of the shared machine is no failure of the rule
 @given(
     codes=st.lists(st.sampled_from(["0", "00", "7", "12", "404", "409"]), min_size=1),
     named=st.lists(st.sampled_from(["A", "Z", None]), min_size=1),
