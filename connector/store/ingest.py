@@ -68,7 +68,7 @@ class Planner:
         self._invalid_by_ref: dict[tuple[str, str], Row] = {}  # planned invalid rows
 
     def add(self, item: Mapped) -> None:
-        if (item.kind, item.source_ref) in self.seen.newer:
+        if self.seen.newer and (item.kind, item.source_ref) in self.seen.newer:
             # Read by an operator's command while the pull queued the record again: this
             # copy may be the older one, and queued last it would be sent last.
             self.plan.newer += 1
