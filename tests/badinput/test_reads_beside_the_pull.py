@@ -13,7 +13,7 @@ from typing import Any
 
 from connector.app import App
 from connector.core.records import Kind, State
-from connector.jobs.resync import resync, retry_dead
+from connector.jobs.resync import ResyncReport, resync, retry_dead
 from connector.ports import OutboxItem, Selection, Source, SourceRecord
 from tests.badinput.corpus import Corpus
 
@@ -78,25 +78,33 @@ def _newest_header(app: App, number: str) -> OutboxItem:
     return _headers(app, number)[-1]
 
 
-def test_a_resync_leaves_a_record_the_pull_queued_again_while_it_was_read(
-    app: App, corpus: Corpus
-) -> None:
-    app.pull_job().run()
-    record, number = _a_good_dossier(corpus)
-    _change(corpus, record, 1, note="v1")  # what the resync reads
+def _resync_while_the_pull_queues(
+    app: App, corpus: Corpus, number: str, *, changed: int, note: str
+) -> ResyncReport:
+    """Resync dossier `number`; between its read and its ingest, the local system changes
+    record `changed` (its `note`) and the pull queues that change."""
     pull = app.pull_job()
 
     def meanwhile() -> None:
-        _change(corpus, record, 2, note="v2")
+        _change(corpus, changed, 2, note=note)
         assert pull.run().records == 1
 
-    report = resync(
+    return resync(
         source=_PullMeanwhile(app.source, meanwhile),
         mapping=app.mapping,
         store=app.store,
         clock=app.clock,
         selection=Selection(dossier=number),
     )
+
+
+def test_a_resync_leaves_a_record_the_pull_queued_again_while_it_was_read(
+    app: App, corpus: Corpus
+) -> None:
+    app.pull_job().run()
+    record, number = _a_good_dossier(corpus)
+    _change(corpus, record, 1, note="v1")  # what the resync reads
+    report = _resync_while_the_pull_queues(app, corpus, number, changed=record, note="v2")
     newest = _newest_header(app, number)
     assert (newest.payload["GhiChu"], newest.state) == ("v2", State.PENDING)
     assert report.newer == {"dossiers": 1}
@@ -110,19 +118,7 @@ def test_a_resync_still_sends_what_the_pull_did_not_queue_while_it_read(
     another dossier, and the resync's (forced) copy of this one is queued."""
     app.pull_job().run()
     (_, number), (other, _) = list(_good_dossiers(corpus))[:2]
-    pull = app.pull_job()
-
-    def meanwhile() -> None:
-        _change(corpus, other, 1, note="other")
-        assert pull.run().records == 1
-
-    report = resync(
-        source=_PullMeanwhile(app.source, meanwhile),
-        mapping=app.mapping,
-        store=app.store,
-        clock=app.clock,
-        selection=Selection(dossier=number),
-    )
+    report = _resync_while_the_pull_queues(app, corpus, number, changed=other, note="other")
     assert (report.newer, report.queued["dossiers"]) == ({}, 1)
     assert [i.state for i in _headers(app, number)] == [State.SUPERSEDED, State.PENDING]
 
