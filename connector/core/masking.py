@@ -179,12 +179,11 @@ def scrub_text(text: str) -> str:
 
 def _mask_value(found: re.Match[str]) -> str:
     """The match with its value (group 1, trailing blanks kept out) as a fingerprint."""
-    value = found.group(1).rstrip()
+    whole, value = found.group(0), found.group(1).rstrip()
     if not value:
-        return found.group(0)
-    start, end = found.start(1) - found.start(0), found.start(1) - found.start(0) + len(value)
-    whole = found.group(0)
-    return whole[:start] + mask(value) + whole[end:]
+        return whole
+    at = found.start(1) - found.start(0)
+    return whole[:at] + mask(value) + whole[at + len(value) :]
 
 
 def scrub_payload(payload: Mapping[str, Any]) -> dict[str, Any]:

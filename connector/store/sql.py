@@ -287,7 +287,7 @@ def _plan(
     *,
     now: float,
     force: bool,
-    read_mark: int | None = None,
+    read_mark: int | None,
 ) -> ingest.Plan:
     """What `items` add to the outbox and retire, decided against what it holds."""
     seen = existing.look_up(conn, items, read_mark=read_mark)
